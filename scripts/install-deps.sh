@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# Installs the system packages the test suites need on a fresh Debian machine (idempotent; run as root).
+set -euo pipefail
+export DEBIAN_FRONTEND=noninteractive
+PKGS=(iproute2 kmod user-mode-linux tcpdump nftables)
+missing=()
+for p in "${PKGS[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  echo "installing: ${missing[*]}"
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
