@@ -75,3 +75,26 @@ export interface CryptoProvider {
   keyExchange(id: KeId): KeyExchangeMethod;
   supportsKeyExchange(id: KeId): boolean;
 }
+
+/**
+ * The negotiated protection of SK / SKF payloads (RFC 7296 §3.14, RFC 5282 for AEAD, RFC 7634 for ChaCha20-Poly1305,
+ * RFC 7383 §2.5 for SKF). One instance per direction (keys SK_ei/SK_ai or SK_er/SK_ar).
+ * The codec handles payload chaining, padding and length fields; an SkCipher only encrypts and authenticates.
+ */
+export interface SkCipher {
+  /** Bytes of IV at the start of the SK body (8 for AES-GCM and ChaCha20-Poly1305, 16 for AES-CBC). */
+  readonly ivLength: number;
+  /** Bytes of ICV at the end of the SK body (AEAD tag, or truncated HMAC). */
+  readonly icvLength: number;
+  /** Plaintext (payloads + padding + pad length byte) must be a multiple of this (16 for CBC, 1 for AEAD). */
+  readonly blockSize: number;
+  /**
+   * Encrypt and authenticate. `aad` is the message from the first byte of the IKE header up to and including the
+   * SK/SKF generic payload header (and for SKF its fragment number fields), with all length fields already final.
+   * Returns the SK body: IV || ciphertext || ICV. For AEAD, `aad` is the additional data; for encrypt-then-MAC the
+   * ICV is computed over aad || IV || ciphertext.
+   */
+  seal(aad: Uint8Array, plaintext: Uint8Array, iv: Uint8Array): Uint8Array;
+  /** Verify and decrypt an SK body (IV || ciphertext || ICV); throws CryptoError('CRYPTO_AUTH_FAILED'). */
+  open(aad: Uint8Array, body: Uint8Array): Uint8Array;
+}
