@@ -21,6 +21,10 @@ export type IkeErrorCode =
   | 'CRYPTO_INVALID_KEY'
   | 'CRYPTO_AUTH_FAILED'
   | 'CRYPTO_UNSUPPORTED'
+  /** An input length that no valid use produces (e.g. CBC data not a multiple of the block size). */
+  | 'CRYPTO_INVALID_LENGTH'
+  /** prf+ asked for more than 255 blocks (RFC 7296 §2.13). */
+  | 'CRYPTO_PRF_PLUS_LIMIT'
   // proposals
   | 'PROPOSAL_SYNTAX'
   | 'NO_PROPOSAL_CHOSEN';
