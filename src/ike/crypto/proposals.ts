@@ -15,24 +15,15 @@
  * Keywords strongSwan knows but we deliberately do not implement (weak or obsolete algorithms) are rejected with
  * an error that says so; unknown keywords are rejected with the valid alternatives.
  */
+
+import type { Proposal, Transform } from '../codec/payloads/sa-types.js';
 import { EncrId, EsnId, IntegId, KeId, nameOf, PrfId, ProtocolId, TransformType } from '../constants.js';
 import { ProposalError } from '../errors.js';
 
-/** Same shape as the codec's SA payload transform (src/ike/codec). */
-export interface ProposalTransform {
-  type: TransformType;
-  id: number;
-  keyLength?: number;
-  attributes?: { type: number; value: number | Uint8Array }[];
-}
-
-/** Same shape as the codec's SA payload proposal (src/ike/codec). */
-export interface SaProposal {
-  num: number;
-  protocol: ProtocolId;
-  spi: Uint8Array;
-  transforms: ProposalTransform[];
-}
+/** A transform of an SA payload proposal (the codec's type). */
+export type ProposalTransform = Transform;
+/** An SA payload proposal (the codec's type). */
+export type SaProposal = Proposal;
 
 export type ProposalKind = 'ike' | 'esp';
 
