@@ -1,0 +1,86 @@
+/**
+ * Engine-facing configuration of a peer (an IKE SA) and its children (CHILD SAs). The agent builds these from
+ * IPsecTunnel resources (src/api); the engine never sees YAML, Secrets or Kubernetes objects.
+ */
+import type { Proposal } from '../codec/payloads/sa-types.js';
+import type { ConfiguredIdentity, Endpoint } from '../ports.js';
+
+/** An address range and protocol/port range on one side of a CHILD SA (RFC 7296 §3.13.1). */
+export interface TrafficSelector {
+  family: 4 | 6;
+  startAddress: string;
+  endAddress: string;
+  /** IP protocol number, 0 = any. */
+  protocol: number;
+  startPort: number;
+  endPort: number;
+}
+
+export interface RetransmitConfig {
+  /** First timeout in ms (strongSwan: 4 s). */
+  timeoutMs: number;
+  /** Back-off factor (strongSwan: 1.8). */
+  base: number;
+  /** Retransmissions before giving up (strongSwan: 5). */
+  tries: number;
+  /** Upper bound of a single timeout, ms. */
+  maxTimeoutMs?: number;
+}
+
+export const DEFAULT_RETRANSMIT: RetransmitConfig = { timeoutMs: 4000, base: 1.8, tries: 5 };
+
+/** Lifetime of an SA: rekey after `rekeyMs` minus up to `jitterMs` random, give up at `rekeyMs + overMs`. */
+export interface LifetimeConfig {
+  rekeyMs: number;
+  /** Random reduction of the rekey time so that many tunnels do not rekey together. */
+  jitterMs: number;
+  /** Hard lifetime beyond the rekey time (strongSwan's over_time; default 10 % of rekeyMs). */
+  overMs: number;
+}
+
+export type DpdAction = 'clear' | 'restart' | 'hold';
+
+export interface ChildConfig {
+  name: string;
+  /** ESP proposals (parsed); a KE transform in them means PFS on rekey. */
+  proposals: Proposal[];
+  localTs: TrafficSelector[];
+  remoteTs: TrafficSelector[];
+  mode: 'tunnel' | 'transport';
+  lifetime: LifetimeConfig;
+  /** Kernel soft/hard byte and packet limits (0 = none). */
+  lifeBytes?: bigint;
+  lifePackets?: bigint;
+  replayWindow: number;
+  /** Request ESP TFC padding off etc. are negotiated; these are local choices. */
+  startAction: 'start' | 'trap' | 'none';
+}
+
+export interface PeerConfig {
+  name: string;
+  local: Endpoint;
+  /** The peer's address; `port` 500 unless configured otherwise. */
+  remote: Endpoint;
+  localId: ConfiguredIdentity;
+  /** The identity the peer must prove; undefined accepts any identity the PSK/certificate proves (not recommended). */
+  remoteId: ConfiguredIdentity | undefined;
+  auth: { method: 'psk'; psk: Uint8Array };
+  ikeProposals: Proposal[];
+  ikeLifetime: LifetimeConfig;
+  /** Dead peer detection: interval of liveness checks when no traffic was seen (0 = off). */
+  dpdIntervalMs: number;
+  dpdAction: DpdAction;
+  /** NAT traversal: `force` pretends a NAT so ESP is always UDP-encapsulated. */
+  natt: 'auto' | 'force' | 'off';
+  /** Initiate IKE_AUTH without a CHILD SA when the peer supports it (RFC 6023). */
+  childless: 'never' | 'prefer' | 'force';
+  /** IKE fragmentation (RFC 7383): off, or fragment protected messages above `fragmentSize` bytes. */
+  fragmentation: boolean;
+  fragmentSize: number;
+  /** Our SET_WINDOW_SIZE (1 = no notify). */
+  windowSize: number;
+  retransmit: RetransmitConfig;
+  /** Half-open SAs older than this are destroyed (ms). */
+  halfOpenTimeoutMs: number;
+  children: ChildConfig[];
+}
