@@ -1,2 +1,25 @@
-/** Public API of the IKEv2 wire format codec. */
+/** Public API of the IKEv2 wire format codec (RFC 7296 §3, RFC 7383). */
+export * from './errors.js';
+export * from './fragment.js';
+export { decodeHeader, encodeHeader, type HeaderFields, type IkeHeader, peekHeader } from './header.js';
+export { formatIp, parseIPv4, parseIPv6, parseIp } from './ip.js';
+export * from './message.js';
+export * from './payloads/auth.js';
+export * from './payloads/cert.js';
+export * from './payloads/certreq.js';
+export * from './payloads/cp.js';
+export * from './payloads/delete.js';
+export * from './payloads/eap.js';
+export * from './payloads/id.js';
+export type { Payload, PayloadOf, PlainPayload } from './payloads/index.js';
+export * from './payloads/ke.js';
+export * from './payloads/nonce.js';
+export * from './payloads/notify.js';
+export * from './payloads/sa.js';
 export type { Proposal, Transform, TransformAttribute } from './payloads/sa-types.js';
+export { openSkBody, type SkPayload, sealSkBody, skBodyLength, skPadLength } from './payloads/sk.js';
+export { MAX_TOTAL_FRAGMENTS, type SkfPayload } from './payloads/skf.js';
+export * from './payloads/ts.js';
+export * from './payloads/vendor-id.js';
+export { MAX_PAYLOADS_PER_CHAIN } from './reader.js';
+export * from './rules.js';
