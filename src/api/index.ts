@@ -1,0 +1,5 @@
+export * from './common.js';
+export * from './mesh.js';
+export * from './nodeconfig.js';
+export * from './resources.js';
+export * from './tunnel.js';
