@@ -12,21 +12,8 @@ import { EncrId, ExchangeType, NotifyType, PayloadType } from '../../src/ike/con
 import { createNobleProvider, createNodeProvider, createSkCipher } from '../../src/ike/crypto/index.js';
 import type { SkCipher } from '../../src/ike/crypto/provider.js';
 import { DecodeError } from '../../src/ike/errors.js';
-
-const hex = (s: string) => Uint8Array.from(Buffer.from(s.replace(/[\s:]/g, ''), 'hex'));
-const toHex = (b: Uint8Array) => Buffer.from(b).toString('hex');
-
-/**
- * RFC 7634 Appendix B: an INFORMATIONAL request carrying SET_WINDOW_SIZE(10), protected with ChaCha20-Poly1305.
- * Key 80..9f, salt a0 a1 a2 a3, IV 10..17, SPIs c0..c7 / d0..d7, message ID 9. The same bytes are used by
- * strongSwan's src/libcharon/tests/suites/test_message_chapoly.c (from the draft's Appendix B).
- */
-const RFC7634_KEY = hex('808182838485868788898a8b8c8d8e8f909192939495969798999a9b9c9d9e9f a0a1a2a3');
-const RFC7634_IV = hex('1011121314151617');
-const RFC7634_MESSAGE = hex(`
-  c0c1c2c3c4c5c6c7 d0d1d2d3d4d5d6d7 2e202500 00000009 00000045
-  29000029 1011121314151617
-  610394701f8d017f7c129248896b71bfe25236efd7cdc67066906315b2`);
+import { RFC7634_IV, RFC7634_KEY, RFC7634_MESSAGE } from '../vectors/codec-messages.js';
+import { hex, toHex } from './codec-helpers.js';
 
 const providers = [
   ['node', createNodeProvider()],
