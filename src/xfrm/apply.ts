@@ -335,7 +335,8 @@ export async function applyXfrm(
   own: Ownership,
   opts: PlanOptions = {},
 ): Promise<ApplyResult> {
-  const [sas, policies] = await Promise.all([sock.dumpSas(), sock.dumpPolicies()]);
+  const sas = await sock.dumpSas();
+  const policies = await sock.dumpPolicies();
   const actions = planXfrm(desired, { sas, policies }, own, opts);
   return executeXfrm(sock, actions);
 }

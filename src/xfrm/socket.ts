@@ -420,6 +420,21 @@ export class XfrmSocket {
 
   /** Sends one request; resolves with the reply messages (for a dump: every message before NLMSG_DONE). */
   async request(op: string, type: number, flags: number, body: Buffer, dump = false): Promise<NlMsg[]> {
+    if (dump) {
+      // A netlink socket runs one dump at a time (a second one gets EBUSY): queue them.
+      const run = this.dumpChain.then(() => this.requestNow(op, type, flags, body, true));
+      this.dumpChain = run.then(
+        () => undefined,
+        () => undefined,
+      );
+      return run;
+    }
+    return this.requestNow(op, type, flags, body, false);
+  }
+
+  private dumpChain: Promise<void> = Promise.resolve();
+
+  private async requestNow(op: string, type: number, flags: number, body: Buffer, dump: boolean): Promise<NlMsg[]> {
     if (this.closed) throw new XfrmError(op, osConstants.errno.EBADF, 'socket closed');
     const seq = this.nextSeq();
     const f = flags | NLM_F_REQUEST | (dump ? 0 : NLM_F_ACK);

@@ -1,0 +1,343 @@
+/**
+ * Runs INSIDE User-Mode Linux (see ../xfrm.test.ts): two namespaces joined by a veth, SAs and policies installed only
+ * by our code (applyXfrm through a worker in each namespace), for every algorithm x family x encapsulation:
+ * a TCP echo exchange through the tunnel, counters read through our code, an EXPIRE on a soft byte limit, ESP and no
+ * plaintext on the underlay (tcpdump capture), then garbage collection. Finally a trap policy and its ACQUIRE.
+ * Prints one line `RESULT <json>` with everything the test asserts.
+ */
+import { type ChildProcess, spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { AF_INET, AF_INET6, IPPROTO_ESP, UDP_ENCAP_ESPINUDP, XFRM_MODE_TUNNEL } from '../../../src/xfrm/constants.js';
+import type { XfrmSa } from '../../../src/xfrm/messages.js';
+import { DEFAULT_OWNERSHIP } from '../../../src/xfrm/ownership.js';
+import { ikeBypassPolicies, tunnelPolicies } from '../../../src/xfrm/policies.js';
+import { xfrmLifetimeCfg, xfrmLifetimeCur, xfrmSelector } from '../../../src/xfrm/structs.js';
+import { NsWorker, sh } from '../support/ns.js';
+import { toWire } from '../support/wire.js';
+
+const own = DEFAULT_OWNERSHIP;
+
+export const ALGORITHMS = {
+  aes128gcm16: (k: () => Buffer) => ({ aead: { name: 'rfc4106(gcm(aes))', key: k().subarray(0, 20), icvLen: 128 } }),
+  aes256gcm16: (k: () => Buffer) => ({ aead: { name: 'rfc4106(gcm(aes))', key: k().subarray(0, 36), icvLen: 128 } }),
+  'aes256-sha256': (k: () => Buffer) => ({
+    crypt: { name: 'cbc(aes)', key: k().subarray(0, 32) },
+    auth: { name: 'hmac(sha256)', key: k().subarray(0, 32), truncLen: 128 },
+  }),
+  chacha20poly1305: (k: () => Buffer) => ({
+    aead: { name: 'rfc7539esp(chacha20,poly1305)', key: k().subarray(0, 36), icvLen: 128 },
+  }),
+} as const;
+type Alg = keyof typeof ALGORITHMS;
+
+const FAMILIES = {
+  ipv4: {
+    family: AF_INET,
+    a: '192.0.2.1',
+    b: '192.0.2.2',
+    netA: '198.18.1.0/24',
+    netB: '198.18.2.0/24',
+    hostA: '198.18.1.1',
+    hostB: '198.18.2.1',
+  },
+  ipv6: {
+    family: AF_INET6,
+    a: '2001:db8:ff::1',
+    b: '2001:db8:ff::2',
+    netA: '2001:db8:1::/48',
+    netB: '2001:db8:2::/48',
+    hostA: '2001:db8:1::1',
+    hostB: '2001:db8:2::1',
+  },
+} as const;
+type Fam = keyof typeof FAMILIES;
+
+export interface ComboResult {
+  alg: Alg;
+  family: Fam;
+  encap: boolean;
+  spiAB: number;
+  spiBA: number;
+  ok: boolean;
+  error?: string;
+  applyErrors: string[];
+  tcp?: { bytes: number; equal: boolean };
+  counters?: {
+    aOut: { bytes: bigint; packets: bigint };
+    bIn: { bytes: bigint; packets: bigint };
+    bOut: { bytes: bigint; packets: bigint };
+    aIn: { bytes: bigint; packets: bigint };
+  };
+  softExpire?: boolean;
+  ownedLeftAfterGc?: number;
+  espPackets?: number;
+  plaintextOnUnderlay?: boolean;
+  /** Positive control: the decrypted inner packets as seen by a tap on the receiving veth. */
+  plaintextInControl?: boolean;
+  marker: string;
+  ms: number;
+}
+
+function sa(p: {
+  src: string;
+  dst: string;
+  spi: number;
+  family: number;
+  reqid: number;
+  algs: Record<string, unknown>;
+  encap: boolean;
+  softBytes?: bigint;
+}): XfrmSa {
+  const s: XfrmSa = {
+    info: {
+      sel: xfrmSelector({ family: p.family }),
+      id: { daddr: p.dst, spi: p.spi, proto: IPPROTO_ESP },
+      saddr: p.src,
+      lft: xfrmLifetimeCfg(p.softBytes !== undefined ? { softByteLimit: p.softBytes } : {}),
+      curlft: xfrmLifetimeCur(),
+      stats: { replayWindow: 0, replay: 0, integrityFailed: 0 },
+      seq: 0,
+      reqid: p.reqid,
+      family: p.family,
+      mode: XFRM_MODE_TUNNEL,
+      replayWindow: 32,
+      flags: 0,
+    },
+    ...(p.algs as Partial<XfrmSa>),
+  };
+  if (p.encap)
+    s.encap = { type: UDP_ENCAP_ESPINUDP, sport: 4500, dport: 4500, oa: p.family === AF_INET ? '0.0.0.0' : '::' };
+  return s;
+}
+
+async function startCapture(ns: string, dev: string, dir: string, file: string): Promise<ChildProcess> {
+  const p = spawn(
+    'ip',
+    ['netns', 'exec', ns, 'tcpdump', '-i', dev, '-Q', dir, '-B', '8192', '-U', '-s', '0', '-n', '-w', file],
+    {
+      stdio: ['ignore', 'ignore', 'pipe'],
+    },
+  );
+  await new Promise<void>((resolve, reject) => {
+    let err = '';
+    const t = setTimeout(() => reject(new Error(`tcpdump did not start: ${err}`)), 15_000);
+    p.stderr?.on('data', (d: Buffer) => {
+      err += d.toString();
+      if (err.includes('listening on')) {
+        clearTimeout(t);
+        resolve();
+      }
+    });
+  });
+  p.stderr?.on('data', (d: Buffer) => {
+    captureLog.push(`${ns}/${dev}/${dir}: ${d.toString().trim()}`);
+  });
+  return p;
+}
+
+const captureLog: string[] = [];
+
+async function main(): Promise<void> {
+  const t0 = performance.now();
+  sh(`ip netns add a && ip netns add b
+ip link add va netns a type veth peer name vb netns b
+for n in a b; do ip -n $n link set lo up; done
+ip -n a link set va up && ip -n b link set vb up
+ip -n a addr add 192.0.2.1/24 dev va && ip -n b addr add 192.0.2.2/24 dev vb
+ip -n a addr add 2001:db8:ff::1/64 dev va nodad && ip -n b addr add 2001:db8:ff::2/64 dev vb nodad
+ip -n a addr add 198.18.1.1/32 dev lo && ip -n b addr add 198.18.2.1/32 dev lo
+ip -n a addr add 2001:db8:1::1/128 dev lo nodad && ip -n b addr add 2001:db8:2::1/128 dev lo nodad
+ip -n a route add 198.18.2.0/24 via 192.0.2.2 src 198.18.1.1 && ip -n b route add 198.18.1.0/24 via 192.0.2.1 src 198.18.2.1
+ip -n a route add 198.18.3.0/24 via 192.0.2.2 src 198.18.1.1
+ip -n a -6 route add 2001:db8:2::/48 via 2001:db8:ff::2 src 2001:db8:1::1 && ip -n b -6 route add 2001:db8:1::/48 via 2001:db8:ff::1 src 2001:db8:2::1`);
+  const A = new NsWorker('a');
+  const B = new NsWorker('b');
+  await Promise.all([A.ready, B.ready]);
+  const workersMs = performance.now() - t0;
+  // Capture the underlay for the whole matrix. Every packet on the veth wire leaves one end: egress captures on
+  // both ends (-Q out) see exactly the wire. An ingress+egress capture on A is the positive control: after tunnel-mode
+  // decapsulation the kernel re-injects the inner packet on the same device, so packet taps there DO see plaintext,
+  // proving the marker search would catch it.
+  const captures = {
+    wireAB: { ns: 'a', dev: 'va', dir: 'out', file: '/tmp/wire-ab.pcap' },
+    wireBA: { ns: 'b', dev: 'vb', dir: 'out', file: '/tmp/wire-ba.pcap' },
+    controlA: { ns: 'a', dev: 'va', dir: 'inout', file: '/tmp/control-a.pcap' },
+  };
+  const dumps = await Promise.all(Object.values(captures).map((c) => startCapture(c.ns, c.dev, c.dir, c.file)));
+  // Endpoints: echo servers behind B, ESP-in-UDP sockets on 4500 in both.
+  for (const f of Object.values(FAMILIES)) {
+    await B.call('tcpEchoServer', { host: f.hostB, port: 5000 });
+    await A.call('encapSocket', { family: f.family === AF_INET ? 4 : 6, address: f.a, port: 4500 });
+    await B.call('encapSocket', { family: f.family === AF_INET ? 4 : 6, address: f.b, port: 4500 });
+  }
+  const results: ComboResult[] = [];
+  let i = 0;
+  for (const fam of Object.keys(FAMILIES) as Fam[]) {
+    for (const alg of Object.keys(ALGORITHMS) as Alg[]) {
+      for (const encap of [false, true]) {
+        i++;
+        const f = FAMILIES[fam];
+        const start = performance.now();
+        const reqid = own.reqidMin + i;
+        const marker = `PLAINTEXT-MARKER-${fam}-${alg}-${encap ? 'udp' : 'esp'}-${randomBytes(8).toString('hex')}`;
+        const r: ComboResult = {
+          alg,
+          family: fam,
+          encap,
+          spiAB: 0,
+          spiBA: 0,
+          ok: false,
+          applyErrors: [],
+          marker,
+          ms: 0,
+        };
+        results.push(r);
+        try {
+          // Inbound SPI of a->b allocated by B's kernel (larval SA completed by apply's update), b->a chosen by us.
+          r.spiAB = await B.xfrm<number>('allocSpi', {
+            saddr: f.a,
+            daddr: f.b,
+            family: f.family,
+            proto: IPPROTO_ESP,
+            mode: XFRM_MODE_TUNNEL,
+            reqid,
+          });
+          r.spiBA = 0xc0000000 + i;
+          const keyAB = randomBytes(64);
+          const keyBA = randomBytes(64);
+          const algAB = ALGORITHMS[alg](() => keyAB);
+          const algBA = ALGORITHMS[alg](() => keyBA);
+          const ab = (softBytes?: bigint) =>
+            sa({
+              src: f.a,
+              dst: f.b,
+              spi: r.spiAB,
+              family: f.family,
+              reqid,
+              algs: algAB,
+              encap,
+              ...(softBytes ? { softBytes } : {}),
+            });
+          const ba = sa({ src: f.b, dst: f.a, spi: r.spiBA, family: f.family, reqid, algs: algBA, encap });
+          const polA = tunnelPolicies({
+            localSubnet: f.netA,
+            remoteSubnet: f.netB,
+            localAddress: f.a,
+            remoteAddress: f.b,
+            reqid,
+          });
+          const polB = tunnelPolicies({
+            localSubnet: f.netB,
+            remoteSubnet: f.netA,
+            localAddress: f.b,
+            remoteAddress: f.a,
+            reqid,
+          });
+          const bypass = ikeBypassPolicies(own);
+          type Res = { errors: { error: { message: string } }[] };
+          const [ra, rb] = await Promise.all([
+            A.call<Res>('apply', { desired: { sas: [ab(4096n), ba], policies: [...polA, ...bypass] }, own }),
+            B.call<Res>('apply', { desired: { sas: [ab(), ba], policies: [...polB, ...bypass] }, own }),
+          ]);
+          r.applyErrors = [...ra.errors, ...rb.errors].map((e) => e.error.message);
+          const payload = Buffer.from(marker.repeat(Math.ceil(6000 / marker.length)));
+          r.tcp = await A.call('tcpExchange', {
+            host: f.hostB,
+            port: 5000,
+            localAddress: f.hostA,
+            payload,
+            timeoutMs: 10_000,
+          });
+          const id = (dst: string, spi: number) => ({ daddr: dst, spi, proto: IPPROTO_ESP, family: f.family });
+          r.counters = {
+            aOut: await A.xfrm('saCounters', id(f.b, r.spiAB)),
+            bIn: await B.xfrm('saCounters', id(f.b, r.spiAB)),
+            bOut: await B.xfrm('saCounters', id(f.a, r.spiBA)),
+            aIn: await A.xfrm('saCounters', id(f.a, r.spiBA)),
+          };
+          try {
+            await A.waitEvent<{ kind: string; hard: boolean; sa: { info: { id: { spi: number } } } }>(
+              (e) => e.kind === 'expire' && !e.hard && e.sa.info.id.spi === r.spiAB,
+              5000,
+            );
+            r.softExpire = true;
+          } catch {
+            r.softExpire = false;
+          }
+          // Garbage collection: nothing desired -> every owned SA and policy goes, foreign state stays.
+          await Promise.all([
+            A.call('apply', { desired: { sas: [], policies: [] }, own }),
+            B.call('apply', { desired: { sas: [], policies: [] }, own }),
+          ]);
+          const left = [
+            ...(await A.xfrm<unknown[]>('dumpSas')),
+            ...(await A.xfrm<unknown[]>('dumpPolicies')),
+            ...(await B.xfrm<unknown[]>('dumpSas')),
+            ...(await B.xfrm<unknown[]>('dumpPolicies')),
+          ];
+          r.ownedLeftAfterGc = left.length;
+          r.ok = true;
+        } catch (err) {
+          r.error = (err as Error).message;
+          await Promise.all([
+            A.call('apply', { desired: { sas: [], policies: [] }, own }).catch(() => {}),
+            B.call('apply', { desired: { sas: [], policies: [] }, own }).catch(() => {}),
+          ]);
+        }
+        r.ms = performance.now() - start;
+      }
+    }
+  }
+  // ACQUIRE: a trap policy without SA; the first packet makes the kernel ask for one.
+  const acquire: { ok: boolean; error?: string; event?: unknown; larvalCollected?: number } = { ok: false };
+  try {
+    const reqid = own.reqidMax;
+    const pol = tunnelPolicies({
+      localSubnet: '198.18.1.0/24',
+      remoteSubnet: '198.18.3.0/24',
+      localAddress: '192.0.2.1',
+      remoteAddress: '192.0.2.2',
+      reqid,
+    });
+    await A.call('apply', { desired: { sas: [], policies: pol }, own });
+    await A.call('udpSend', { family: 4, host: '198.18.3.1', port: 9 }).catch(() => {});
+    acquire.event = await A.waitEvent<{ kind: string }>((e) => e.kind === 'acquire', 5000);
+    acquire.ok = true;
+    // The kernel's larval SA for the acquire is owned (template reqid) and is garbage-collected at start-up.
+    const gc = await A.call<{ counts: { deleteSa: number } }>('apply', { desired: { sas: [], policies: [] }, own });
+    acquire.larvalCollected = gc.counts.deleteSa;
+  } catch (err) {
+    acquire.error = (err as Error).message;
+  }
+  // Stop the captures and inspect them.
+  // Let the capture drain (UML is slow) before stopping it.
+  await new Promise((r) => setTimeout(r, 1500));
+  for (const d of dumps) d.kill('SIGINT');
+  await Promise.all(
+    dumps.map((d) => new Promise<void>((r) => (d.exitCode !== null ? r() : d.once('exit', () => r())))),
+  );
+  const wire = Buffer.concat([readFileSync(captures.wireAB.file), readFileSync(captures.wireBA.file)]);
+  const control = readFileSync(captures.controlA.file);
+  const text = sh(
+    `tcpdump -r ${captures.wireAB.file} -n -nn 2>/dev/null; tcpdump -r ${captures.wireBA.file} -n -nn 2>/dev/null; true`,
+  );
+  for (const r of results) {
+    const needle = Buffer.from(r.marker.slice(0, 40));
+    r.plaintextOnUnderlay = wire.includes(needle);
+    r.plaintextInControl = control.includes(needle);
+    const spis = [r.spiAB, r.spiBA].map((s) => `spi=0x${s.toString(16).padStart(8, '0')}`);
+    r.espPackets = text.split('\n').filter((l) => spis.some((s) => l.includes(s))).length;
+  }
+  await A.stop();
+  await B.stop();
+  sh('ip netns del a; ip netns del b');
+  process.stdout.write(
+    `RESULT ${toWire({ captureLog, results, acquire, workersMs, totalMs: performance.now() - t0, wireLines: text.split('\n').length })}\n`,
+  );
+}
+
+main().catch((err: unknown) => {
+  console.error(err instanceof Error ? err.stack : String(err));
+  process.exit(1);
+});
