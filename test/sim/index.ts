@@ -3,6 +3,7 @@ export { DEFAULT_EPOCH_MS, FakeClock, type FakeClockOptions, type PendingTimer }
 export {
   ERRNO,
   type ErrnoCode,
+  type Expiration,
   equalKeys,
   type KernelCall,
   KernelError,

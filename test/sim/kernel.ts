@@ -8,7 +8,9 @@
  *    -ESRCH, while a missing policy is -ENOENT);
  *  - key lengths and ICV sizes are checked for the algorithm names the engine uses (EINVAL), unknown names give
  *    ENOSYS, like xfrm_user's attach_aead/attach_one_algo;
- *  - every call is recorded, in call order, with a summary that never contains key bytes.
+ *  - every call is recorded, in call order, with a summary that never contains key bytes;
+ *  - hard lifetimes are enforced like the kernel's (with a clock): an SA is removed `lifetime.hardSeconds` after
+ *    installation, or when `addTraffic` reaches its hard byte/packet limit; each removal is listed in `expirations`.
  *
  * Requests are processed in FIFO order like one netlink socket. With a clock and a latency, each request takes
  * effect and settles after the latency (after the previous request): the engine may only rely on kernel state once
@@ -75,6 +77,17 @@ export interface TrafficResult extends SaCounters {
   hardExceeded: boolean;
 }
 
+/** An SA the fake kernel removed by itself (hard lifetime), as XFRM would with an XFRM_MSG_EXPIRE (hard=1). */
+export interface Expiration {
+  at: number;
+  spi: number;
+  protocol: 'esp' | 'ah';
+  destination: string;
+  direction: 'in' | 'out';
+  reqid: number;
+  reason: 'hard-seconds' | 'hard-bytes' | 'hard-packets';
+}
+
 export interface RecordingKernelOptions {
   /** Seeded stream for SPIs (fork one per kernel). */
   random: SeededRandom;
@@ -93,12 +106,17 @@ export interface RecordingKernelOptions {
   strictLarval?: boolean;
   /** Check algorithm names and key/ICV lengths (default true). */
   validateAlgorithms?: boolean;
+  /** Remove SAs at their hard lifetime (default true; time-based expiry needs a clock). */
+  enforceLifetimes?: boolean;
+  /** Called after the kernel removed an SA by itself. */
+  onExpire?: (e: Expiration) => void;
 }
 
 interface StoredSa {
   sa: KernelSa;
   counters: SaCounters;
   installedAt: number;
+  cancelExpiry: (() => void) | undefined;
 }
 
 interface Reservation {
@@ -236,6 +254,10 @@ export class RecordingKernel implements KernelIpsec {
   private readonly missingSaErrno: 'ENOENT' | 'ESRCH';
   private readonly strictLarval: boolean;
   private readonly validateAlgorithms: boolean;
+  private readonly enforceLifetimes: boolean;
+  private readonly onExpire: ((e: Expiration) => void) | undefined;
+  /** SAs this kernel removed by itself, in order. */
+  readonly expirations: Expiration[] = [];
   private readonly saMap = new Map<string, StoredSa>();
   private readonly reservations = new Map<string, Reservation>();
   private readonly policyMap = new Map<string, KernelPolicy>();
@@ -254,6 +276,8 @@ export class RecordingKernel implements KernelIpsec {
     this.missingSaErrno = options.missingSaErrno ?? 'ENOENT';
     this.strictLarval = options.strictLarval ?? false;
     this.validateAlgorithms = options.validateAlgorithms ?? true;
+    this.enforceLifetimes = options.enforceLifetimes ?? true;
+    this.onExpire = options.onExpire;
     if (typeof l === 'number' && l > 0 && !this.clock) throw new Error('RecordingKernel: latency needs a clock');
   }
 
@@ -317,6 +341,7 @@ export class RecordingKernel implements KernelIpsec {
     });
     return this.process(call, () => {
       const key = saKey(args);
+      this.saMap.get(key)?.cancelExpiry?.();
       if (!this.saMap.delete(key) && !this.reservations.delete(key)) {
         throw new KernelError('deleteSa', this.missingSaErrno, `no SA ${this.describeKey(args)}`);
       }
@@ -401,11 +426,15 @@ export class RecordingKernel implements KernelIpsec {
     if (this.clock) s.counters.lastUsed = this.clock.now();
     const lt = s.sa.lifetime;
     const over = (limit: bigint | undefined, value: bigint) => limit !== undefined && limit > 0n && value >= limit;
-    return {
+    const hardBytes = over(lt.hardBytes, s.counters.bytes);
+    const hardPackets = over(lt.hardPackets, s.counters.packets);
+    const result = {
       ...s.counters,
       softExceeded: over(lt.softBytes, s.counters.bytes) || over(lt.softPackets, s.counters.packets),
-      hardExceeded: over(lt.hardBytes, s.counters.bytes) || over(lt.hardPackets, s.counters.packets),
+      hardExceeded: hardBytes || hardPackets,
     };
+    if (result.hardExceeded && this.enforceLifetimes) this.expire(s, hardBytes ? 'hard-bytes' : 'hard-packets');
+    return result;
   }
 
   /** Installed SAs (deep copies, in installation order). */
@@ -532,7 +561,29 @@ export class RecordingKernel implements KernelIpsec {
   }
 
   private install(key: string, sa: KernelSa, counters: SaCounters, installedAt = this.now()): void {
-    this.saMap.set(key, { sa, counters, installedAt });
+    this.saMap.get(key)?.cancelExpiry?.();
+    const stored: StoredSa = { sa, counters, installedAt, cancelExpiry: undefined };
+    this.saMap.set(key, stored);
+    // Read through a structural type: older versions of the port have no hardSeconds.
+    const hardSeconds = (sa.lifetime as { hardSeconds?: number }).hardSeconds;
+    if (this.enforceLifetimes && this.clock && hardSeconds !== undefined && hardSeconds > 0) {
+      stored.cancelExpiry = this.clock.setTimerAt(
+        installedAt + hardSeconds * 1000,
+        () => {
+          if (this.saMap.get(key) === stored) this.expire(stored, 'hard-seconds');
+        },
+        `${this.name} expire ${sa.direction} ${hexSpi(sa.spi)}`,
+      );
+    }
+  }
+
+  private expire(stored: StoredSa, reason: Expiration['reason']): void {
+    stored.cancelExpiry?.();
+    this.saMap.delete(saKey(stored.sa));
+    const { spi, protocol, destination, direction, reqid } = stored.sa;
+    const e: Expiration = { at: this.now(), spi, protocol, destination, direction, reqid, reason };
+    this.expirations.push(e);
+    this.onExpire?.(e);
   }
 
   private describeKey(id: SaId): string {

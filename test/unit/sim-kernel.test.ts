@@ -252,7 +252,7 @@ describe('RecordingKernel', () => {
   describe('counters', () => {
     it('querySa returns counters bumped by addTraffic; missing SA gives undefined', async () => {
       const clock = new FakeClock();
-      const k = kernel('traffic', { clock });
+      const k = kernel('traffic', { clock, enforceLifetimes: false });
       await k.addSa(sa(0x7000, 'out'));
       expect(await k.querySa({ spi: 0x7000, protocol: 'esp', destination: RIGHT })).toEqual({ bytes: 0n, packets: 0n });
       clock.advance(1234);
@@ -274,6 +274,79 @@ describe('RecordingKernel', () => {
       await k.addSa(sa(0x7100, 'in'));
       expect(() => k.addTraffic(0x7100, 1, 1)).toThrow(/more than one/);
       expect(k.addTraffic(0x7100, 1, 1, { destination: LEFT }).bytes).toBe(1n);
+    });
+  });
+
+  describe('hard lifetimes', () => {
+    /** Sets lifetime.hardSeconds through a structural type (the field is newer than some versions of the port). */
+    const withHardSeconds = (s: KernelSa, seconds: number): KernelSa => {
+      (s.lifetime as Record<string, unknown>).hardSeconds = seconds;
+      return s;
+    };
+
+    it('removes an SA hardSeconds after installation and reports it', async () => {
+      const clock = new FakeClock();
+      const seen: string[] = [];
+      const k = kernel('life', { clock, onExpire: (e) => seen.push(`${e.reason}:${e.spi}`) });
+      await k.addSa(withHardSeconds(sa(0xe000, 'out'), 60));
+      await k.addSa(sa(0xe001, 'out')); // no time limit
+      clock.advance(59_999);
+      expect(k.sas()).toHaveLength(2);
+      clock.advance(1);
+      expect(k.sas().map((s) => s.spi)).toEqual([0xe001]);
+      expect(k.expirations).toEqual([
+        {
+          at: 60_000,
+          spi: 0xe000,
+          protocol: 'esp',
+          destination: RIGHT,
+          direction: 'out',
+          reqid: 1,
+          reason: 'hard-seconds',
+        },
+      ]);
+      expect(seen).toEqual([`hard-seconds:${0xe000}`]);
+      expect(clock.pendingTimers()).toEqual([]);
+    });
+
+    it('a deleted or re-added SA is not expired by the old timer; update keeps the installation time', async () => {
+      const clock = new FakeClock();
+      const k = kernel('life2', { clock });
+      await k.addSa(withHardSeconds(sa(0xe100, 'out'), 10));
+      await k.deleteSa({ spi: 0xe100, protocol: 'esp', destination: RIGHT });
+      expect(clock.pendingTimers()).toEqual([]);
+      clock.advance(5_000);
+      await k.addSa(withHardSeconds(sa(0xe100, 'out'), 10));
+      clock.advance(6_000); // 11 s after the first add, 6 s after the second
+      expect(k.sas()).toHaveLength(1);
+      await k.updateSa(withHardSeconds(sa(0xe100, 'out'), 20));
+      clock.advance(13_999); // 19.999 s after the second add
+      expect(k.sas()).toHaveLength(1);
+      clock.advance(1);
+      expect(k.sas()).toEqual([]);
+      expect(k.expirations.map((e) => e.at)).toEqual([25_000]);
+    });
+
+    it('removes an SA when traffic reaches its hard byte or packet limit', async () => {
+      const k = kernel('bytes');
+      await k.addSa(sa(0xe200, 'out')); // softBytes 1000, hardBytes 2000
+      expect(k.addTraffic(0xe200, 1999, 1).hardExceeded).toBe(false);
+      expect(k.sas()).toHaveLength(1);
+      expect(k.addTraffic(0xe200, 1, 1).hardExceeded).toBe(true);
+      expect(k.sas()).toEqual([]);
+      await k.addSa(sa(0xe201, 'out', 'keys', { lifetime: { hardPackets: 3n } }));
+      k.addTraffic(0xe201, 10, 3);
+      expect(k.expirations.map((e) => e.reason)).toEqual(['hard-bytes', 'hard-packets']);
+    });
+
+    it('enforceLifetimes: false keeps everything', async () => {
+      const clock = new FakeClock();
+      const k = kernel('keep', { clock, enforceLifetimes: false });
+      await k.addSa(withHardSeconds(sa(0xe300, 'out'), 1));
+      clock.advance(10_000);
+      k.addTraffic(0xe300, 5000, 1);
+      expect(k.sas()).toHaveLength(1);
+      expect(k.expirations).toEqual([]);
     });
   });
 
