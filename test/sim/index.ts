@@ -30,3 +30,4 @@ export {
   type TraceEvent,
 } from './network.js';
 export { SeededRandom, seededBytes } from './random.js';
+export { type SimHost, SimWorld, type SimWorldOptions } from './world.js';
