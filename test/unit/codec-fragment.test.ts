@@ -205,3 +205,10 @@ describe('FragmentReassembler', () => {
     ).toBe('ENCODE_INVALID');
   });
 });
+
+describe('fragmentMessage IV source', () => {
+  it('refuses one fixed IV for several fragments (AEAD nonce reuse)', () => {
+    const cipher = ciphers[0]![1];
+    expect(codeOf(() => fragmentMessage(big, { cipher, iv: new Uint8Array(8), maxSize: 576 }))).toBe('ENCODE_INVALID');
+  });
+});

@@ -216,3 +216,19 @@ describe('unknown payloads', () => {
     expect(toHex(encodeMessage(m))).toBe(toHex(b));
   });
 });
+
+describe('input buffers', () => {
+  it('decoded payloads do not alias a Node Buffer given to decodeMessage', () => {
+    const buf = Buffer.from(WIRESHARK_SA_INIT_REQUEST);
+    const m = decodeMessage(buf);
+    const nonce = payloadOf(m, PayloadType.NONCE)!;
+    const before = toHex(nonce.data);
+    buf.fill(0);
+    expect(toHex(nonce.data)).toBe(before);
+    expect(toHex(m.initiatorSpi)).toBe('ea684d21597afd36');
+  });
+
+  it('rejects a non-Uint8Array input with a DecodeError', () => {
+    expect(codeOf(() => decodeMessage('hello' as unknown as Uint8Array))).toBe('DECODE_BAD_VALUE');
+  });
+});

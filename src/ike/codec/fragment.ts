@@ -54,6 +54,8 @@ export function fragmentMessage(msg: IkeMessage, options: FragmentOptions): Uint
   const inner = encodeInnerChain(msg.encrypted);
   const total = Math.max(1, Math.ceil(inner.bytes.length / capacity));
   if (total > MAX_TOTAL_FRAGMENTS) invalid('too many fragments');
+  if (total > 1 && typeof options.iv !== 'function')
+    invalid('several fragments need an IV source (Random), not one IV');
   const out: Uint8Array[] = [];
   for (let n = 1; n <= total; n++) {
     const chunk = inner.bytes.subarray((n - 1) * capacity, Math.min(inner.bytes.length, n * capacity));

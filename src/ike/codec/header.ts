@@ -49,7 +49,7 @@ export interface IkeHeader {
 export function peekHeader(bytes: Uint8Array): IkeHeader {
   if (!(bytes instanceof Uint8Array)) fail('DECODE_BAD_VALUE', 'input is not a Uint8Array');
   if (bytes.length < IKE_HEADER_LENGTH) fail('DECODE_TRUNCATED', `IKE header: ${bytes.length} bytes < 28`, 0);
-  const b = bytes;
+  const b = plainView(bytes);
   return {
     initiatorSpi: b.slice(0, 8),
     responderSpi: b.slice(8, 16),
@@ -61,6 +61,16 @@ export function peekHeader(bytes: Uint8Array): IkeHeader {
     messageId: ((b[20]! << 24) | (b[21]! << 16) | (b[22]! << 8) | b[23]!) >>> 0,
     length: ((b[24]! << 24) | (b[25]! << 16) | (b[26]! << 8) | b[27]!) >>> 0,
   };
+}
+
+/**
+ * A plain Uint8Array view of the input: for a Node Buffer `slice` would return a view, not a copy, and decoded
+ * payloads must not alias a receive buffer the caller may reuse.
+ */
+export function plainView(bytes: Uint8Array): Uint8Array {
+  return Object.getPrototypeOf(bytes) === Uint8Array.prototype
+    ? bytes
+    : new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength);
 }
 
 /** Parse and validate the header: major version 2, length equal to the buffer and within MAX_IKE_MESSAGE_LENGTH. */

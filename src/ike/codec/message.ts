@@ -19,7 +19,7 @@ import {
 } from '../constants.js';
 import type { Random, SkCipher } from '../crypto/provider.js';
 import { decodeChain, encodeChain } from './chain.js';
-import { decodeHeader, encodeHeader, type HeaderFields } from './header.js';
+import { decodeHeader, encodeHeader, type HeaderFields, plainView } from './header.js';
 import type { Payload, PayloadOf, PlainPayload, SkfPayload, SkPayload } from './payloads/index.js';
 import { openSkBody, sealSkBody, skBodyLength } from './payloads/sk.js';
 import { fail, invalid, Reader, Writer } from './reader.js';
@@ -60,8 +60,9 @@ export function isInitiator(m: Pick<HeaderFields, 'flags'>): boolean {
  * unknown critical payload (UnsupportedCriticalPayloadError, code DECODE_UNSUPPORTED_CRITICAL_PAYLOAD).
  * SK/SKF payloads stay encrypted: call decryptMessage / decryptFragment.
  */
-export function decodeMessage(bytes: Uint8Array): IkeMessage {
-  const h = decodeHeader(bytes);
+export function decodeMessage(input: Uint8Array): IkeMessage {
+  const h = decodeHeader(input);
+  const bytes = plainView(input);
   const r = new Reader(bytes, IKE_HEADER_LENGTH, h.length);
   const chain = decodeChain(r, h.nextPayload, false);
   const msg: IkeMessage = {
