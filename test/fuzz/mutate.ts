@@ -108,6 +108,8 @@ export function makeInput(corpus: SeedEntry[], seed: number, index: number): Uin
   const rnd = prng((seed ^ Math.imul(index + 1, 0x9e3779b1)) >>> 0);
   const int = (n: number) => Math.floor(rnd() * n);
   const pick = <T>(a: readonly T[]): T => a[int(a.length)]!;
+  /** A position in b, mostly past the IKE header (header damage is cheap to find and ends decoding early). */
+  const pos = (len: number) => (len > 28 && rnd() < 0.9 ? 28 + int(len - 28) : int(len));
   const entry = pick(corpus);
   const strategy = int(100);
 
@@ -131,17 +133,17 @@ export function makeInput(corpus: SeedEntry[], seed: number, index: number): Uin
     if (m === 0) {
       // bit flips
       const flips = 1 + int(4);
-      for (let i = 0; i < flips && b.length > 0; i++) b[int(b.length)]! ^= 1 << int(8);
+      for (let i = 0; i < flips && b.length > 0; i++) b[pos(b.length)]! ^= 1 << int(8);
     } else if (m === 1) {
       // interesting byte
-      if (b.length > 0) b[int(b.length)] = pick(INTERESTING_8);
+      if (b.length > 0) b[pos(b.length)] = pick(INTERESTING_8);
     } else if (m === 2) {
       // truncation
       b = b.slice(0, int(b.length + 1));
     } else if (m === 3) {
       // corrupt a payload length field, or one inside a payload (proposal/transform/attribute/selector)
       const offs = entry.payloadOffsets;
-      const off = offs.length > 0 && rnd() < 0.7 ? pick(offs) + 2 : int(Math.max(1, b.length - 1));
+      const off = offs.length > 0 && rnd() < 0.7 ? pick(offs) + 2 : pos(Math.max(1, b.length - 1));
       const v = rnd() < 0.5 ? pick(INTERESTING_16) : ((b[off]! << 8) | b[off + 1]!) + int(9) - 4;
       setU16(b, off, v & 0xffff);
     } else if (m === 4) {
@@ -160,7 +162,7 @@ export function makeInput(corpus: SeedEntry[], seed: number, index: number): Uin
       }
     } else if (m === 5) {
       // insert random bytes
-      const at = int(b.length + 1);
+      const at = pos(b.length + 1);
       const ins = Uint8Array.from({ length: 1 + int(8) }, () => int(256));
       const out = new Uint8Array(b.length + ins.length);
       out.set(b.subarray(0, at));
@@ -169,7 +171,7 @@ export function makeInput(corpus: SeedEntry[], seed: number, index: number): Uin
       b = out;
     } else if (m === 6) {
       // delete a range
-      const at = int(b.length + 1);
+      const at = pos(b.length + 1);
       const n = 1 + int(8);
       b = Uint8Array.from([...b.subarray(0, at), ...b.subarray(at + n)]);
     } else if (m === 7) {
@@ -181,7 +183,7 @@ export function makeInput(corpus: SeedEntry[], seed: number, index: number): Uin
       if (rnd() < 0.3 && off + 1 < b.length) b[off + 1]! ^= 0x80;
     } else {
       // duplicate a range
-      const at = int(b.length + 1);
+      const at = pos(b.length + 1);
       const n = int(Math.min(64, b.length - at) + 1);
       const out = new Uint8Array(b.length + n);
       out.set(b.subarray(0, at + n));
