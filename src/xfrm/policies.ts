@@ -3,9 +3,15 @@
  * block policies, and IKE bypass policies.
  *
  * Precedence: the kernel prefers the LOWEST priority value. Bypass (1) < tunnel (PRIORITY_TUNNEL_BASE - prefix bits,
- * so more specific selectors win, as strongSwan does) < block (PRIORITY_BLOCK_BASE - prefix bits). A block policy for
- * a remote subnet therefore only takes effect while the tunnel's own policy is absent: the subnet is never reached
- * in plaintext while the tunnel is down.
+ * so more specific selectors win, as strongSwan does) < block (PRIORITY_BLOCK_BASE - prefix bits).
+ *
+ * Fail closed: the kernel identifies a policy by (dir, selector, mark, if_id, type) — NOT by priority — so a block
+ * policy and a tunnel policy for the same subnet pair are the same kernel object and cannot coexist. The desired state
+ * therefore holds either the tunnel policies (tunnel up) or the block policies (tunnel down) for a subnet pair, built
+ * with the same `slot`: both then carry the same owned index per direction, and apply turns one into the other with a
+ * single atomic XFRM_MSG_UPDPOLICY per direction — there is never a moment without a policy, so never plaintext.
+ * (A tunnel policy whose SA is missing is itself fail-closed: the kernel drops and sends ACQUIRE.) A block policy with
+ * a broader selector than the tunnels' (e.g. the whole remote site) coexists and is ordered by priority.
  *
  * IKE bypass: we use port-bypass policies (UDP sport 500/4500 out, dport 500/4500 in) rather than per-socket
  * IP_XFRM_POLICY policies. A per-socket policy needs setsockopt with a struct xfrm_userpolicy_info argument, which the
@@ -71,6 +77,8 @@ export interface TunnelPolicySpec {
   /** Whether to install the fwd policy (gateways routing for a subnet: yes). Default true. */
   fwd?: boolean;
   priority?: number;
+  /** Owned index slot shared with this subnet pair's block policies (atomic tunnel <-> block swap). */
+  slot?: { slot: number; own: Ownership };
 }
 
 /** out: local → remote via an ESP tunnel template; in and fwd: remote → local requiring that template. */
@@ -92,7 +100,8 @@ export function tunnelPolicies(s: TunnelPolicySpec): XfrmPolicy[] {
     calgos: 0xffff_ffff,
   });
   const mk = (dir: number, sel: XfrmSelector, src: string, dst: string): XfrmPolicy => {
-    const p: XfrmPolicy = { info: xfrmUserpolicyInfo({ sel, dir, priority }), tmpls: [tmpl(src, dst)] };
+    const index = s.slot ? ownedPolicyIndex(s.slot.own, s.slot.slot, dir) : 0;
+    const p: XfrmPolicy = { info: xfrmUserpolicyInfo({ sel, dir, priority, index }), tmpls: [tmpl(src, dst)] };
     if (s.mark) p.mark = s.mark;
     if (s.ifId !== undefined) p.ifId = s.ifId;
     return p;
@@ -113,15 +122,18 @@ export interface BlockPolicySpec {
   own: Ownership;
 }
 
-/** Fail closed: drop local → remote (out and fwd) unless a more preferred tunnel policy exists. */
+/**
+ * Fail closed: drop local → remote (out) and remote → local (in, fwd): the same three kernel keys as the tunnel's
+ * policies for this pair, so a tunnel built with the same slot replaces them in place (see the header).
+ */
 export function blockPolicies(s: BlockPolicySpec): XfrmPolicy[] {
   const local = parseCidr(s.localSubnet);
   const remote = parseCidr(s.remoteSubnet);
   const priority = PRIORITY_BLOCK_BASE - (local.prefix + remote.prefix);
-  return [XFRM_POLICY_OUT, XFRM_POLICY_FWD].map((dir) => {
+  return [XFRM_POLICY_OUT, XFRM_POLICY_IN, XFRM_POLICY_FWD].map((dir) => {
     const p: XfrmPolicy = {
       info: xfrmUserpolicyInfo({
-        sel: selectorFor(local, remote),
+        sel: dir === XFRM_POLICY_OUT ? selectorFor(local, remote) : selectorFor(remote, local),
         dir,
         priority,
         action: XFRM_POLICY_BLOCK,

@@ -8,7 +8,7 @@
 import { createSocket, type Socket as UdpSocket } from 'node:dgram';
 import { connect, createServer, type Server } from 'node:net';
 import { createInterface } from 'node:readline';
-import { applyXfrm } from '../../../src/xfrm/apply.js';
+import { applyXfrm, executeXfrm, type XfrmAction } from '../../../src/xfrm/apply.js';
 import { XFRMNLGRP_ACQUIRE, XFRMNLGRP_EXPIRE } from '../../../src/xfrm/constants.js';
 import type { Ownership } from '../../../src/xfrm/ownership.js';
 import { XfrmSocket } from '../../../src/xfrm/socket.js';
@@ -19,6 +19,7 @@ const sock = XfrmSocket.open({ groups: [XFRMNLGRP_EXPIRE, XFRMNLGRP_ACQUIRE] });
 sock.onEvent((event) => process.stdout.write(`${toWire({ event })}\n`));
 const udp: UdpSocket[] = [];
 const servers: Server[] = [];
+const received: { data: string; from: string; port: number }[] = [];
 
 async function tcpExchange(a: {
   host: string;
@@ -61,6 +62,63 @@ async function handle(cmd: string, args: Record<string, unknown>): Promise<unkno
     }
     case 'apply':
       return applyXfrm(sock, args.desired as Parameters<typeof applyXfrm>[1], args.own as Ownership);
+    case 'execute':
+      return executeXfrm(sock, args.actions as XfrmAction[]);
+    case 'plan': {
+      const { planXfrm } = await import('../../../src/xfrm/apply.js');
+      const sas = await sock.dumpSas();
+      const policies = await sock.dumpPolicies();
+      return planXfrm(args.desired as Parameters<typeof planXfrm>[0], { sas, policies }, args.own as Ownership);
+    }
+    case 'udpListen': {
+      const s = createSocket({ type: args.family === 6 ? 'udp6' : 'udp4' });
+      s.on('message', (m, r) => received.push({ data: m.toString(), from: r.address, port: r.port }));
+      await new Promise<void>((r) => s.bind(args.port as number, args.host as string, r));
+      udp.push(s);
+      return true;
+    }
+    case 'udpReceived':
+      return received;
+    case 'udpSendFrom': {
+      const s = createSocket({ type: args.family === 6 ? 'udp6' : 'udp4' });
+      await new Promise<void>((r) => s.bind(args.localPort as number, args.localAddress as string, r));
+      try {
+        await new Promise<void>((resolve, reject) => {
+          s.send(Buffer.from(args.data as string), args.port as number, args.host as string, (err) =>
+            err ? reject(err) : resolve(),
+          );
+        });
+      } finally {
+        s.close();
+      }
+      return true;
+    }
+    case 'tcpConnect': {
+      // Resolves with 'connected' or the error code (EPERM when an XFRM block policy drops the SYN).
+      return new Promise((resolve) => {
+        const c = connect({
+          host: args.host as string,
+          port: args.port as number,
+          localAddress: args.localAddress as string,
+        });
+        const t = setTimeout(
+          () => {
+            c.destroy();
+            resolve('timeout');
+          },
+          (args.timeoutMs as number) ?? 3000,
+        );
+        c.on('connect', () => {
+          clearTimeout(t);
+          c.destroy();
+          resolve('connected');
+        });
+        c.on('error', (e: Error & { code?: string }) => {
+          clearTimeout(t);
+          resolve(e.code ?? e.message);
+        });
+      });
+    }
     case 'encapSocket': {
       const s = createSocket({ type: args.family === 6 ? 'udp6' : 'udp4' });
       await new Promise<void>((r) => s.bind(args.port as number, args.address as string, r));
