@@ -35,6 +35,7 @@ const modpFile = loadVectors<{
 function randomFor(keId: KeId, privateHex: string): Uint8Array {
   const g = groupParams(keId)!;
   if (g.kind === 'ecp') return bigintBytes(hexToBigint(privateHex) - 1n, g.length + 8);
+  if (g.kind === 'modp') return bigintBytes(hexToBigint(privateHex) - 1n, g.exponentBits / 8 + 8);
   return fromHex(privateHex);
 }
 

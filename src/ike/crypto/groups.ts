@@ -4,8 +4,9 @@
  *
  * Private values:
  *  - MODP (RFC 3526): x = 1 + (r mod (2^N - 1)) with r of N + 64 random bits, i.e. x in [1, 2^N - 1] as NIST
- *    SP 800-56A Rev. 3 §5.6.1.1.4 allows for safe-prime groups; N is at least twice the group's security strength
- *    (SP 800-56A Rev. 3 Appendix D, RFC 3526 §8 table) and a multiple of 64 bits.
+ *    SP 800-56A Rev. 3 §5.6.1.1.4 allows for safe-prime groups. N is 384 / 512 / 512 bits for groups 14 / 15 / 16:
+ *    well above twice the security strength (SP 800-56A Rev. 3 Appendix D; the RFC 3526 §8 table asks for
+ *    220-320 / 260-420 / 300-480 bits) and the same exponent lengths strongSwan uses, so its MODP test vectors apply.
  *  - ECP (RFC 5903): d = 1 + (r mod (n - 1)) with r of len(n) + 8 random bytes (FIPS 186-5 A.2.1 "extra random bits").
  *  - Curve25519 / Curve448 (RFC 7748 §5): 32 / 56 random bytes, clamped by the X25519/X448 functions themselves.
  *  - ML-KEM (FIPS 203): the 64-byte key-generation seed (d || z) and the 32-byte encapsulation message m.
@@ -108,10 +109,10 @@ function ecp(id: KeId, curve: typeof p256): EcpGroup {
 }
 
 const GROUPS: ReadonlyMap<KeId, GroupParams> = new Map<KeId, GroupParams>([
-  // Security strengths 112 / 128 / 152 bits (SP 800-56A Rev. 3 Appendix D): exponents of 256 / 320 / 384 bits.
-  [KeId.MODP_2048, modp(KeId.MODP_2048, MODP_2048_HEX, 256)],
-  [KeId.MODP_3072, modp(KeId.MODP_3072, MODP_3072_HEX, 320)],
-  [KeId.MODP_4096, modp(KeId.MODP_4096, MODP_4096_HEX, 384)],
+  // Security strengths 112 / 128 / 152 bits (SP 800-56A Rev. 3 Appendix D): exponents of 384 / 512 / 512 bits.
+  [KeId.MODP_2048, modp(KeId.MODP_2048, MODP_2048_HEX, 384)],
+  [KeId.MODP_3072, modp(KeId.MODP_3072, MODP_3072_HEX, 512)],
+  [KeId.MODP_4096, modp(KeId.MODP_4096, MODP_4096_HEX, 512)],
   [KeId.ECP_256, ecp(KeId.ECP_256, p256)],
   [KeId.ECP_384, ecp(KeId.ECP_384, p384)],
   [KeId.ECP_521, ecp(KeId.ECP_521, p521)],
