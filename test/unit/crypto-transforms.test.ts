@@ -90,9 +90,9 @@ describe('transform tables', () => {
     );
   });
 
-  it('exposes one shared instance per provider kind', () => {
+  it('defaultProvider() is node:crypto and nobleProvider() is @noble, fresh instances (no module state)', () => {
     expect(defaultProvider().name).toBe('node');
     expect(nobleProvider().name).toBe('noble');
-    expect(defaultProvider()).toBe(defaultProvider());
+    expect(defaultProvider()).not.toBe(defaultProvider());
   });
 });

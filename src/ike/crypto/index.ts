@@ -12,17 +12,15 @@ export type * from './provider.js';
 export * from './sk-cipher.js';
 export * from './transforms.js';
 
-let nodeInstance: CryptoProvider | undefined;
-let nobleInstance: CryptoProvider | undefined;
-
-/** The default provider (node:crypto). Stateless apart from per-method caches, so one instance is shared. */
+/**
+ * The default provider (node:crypto). A new instance per call: providers hold only per-method caches, and the engine
+ * keeps no module-level state (DESIGN.md: no globals or singletons), so callers create one and pass it around.
+ */
 export function defaultProvider(): CryptoProvider {
-  nodeInstance ??= createNodeProvider();
-  return nodeInstance;
+  return createNodeProvider();
 }
 
-/** The @noble reference provider. */
+/** The @noble reference provider (pure JavaScript; also the ML-KEM implementation behind both providers). */
 export function nobleProvider(): CryptoProvider {
-  nobleInstance ??= createNobleProvider();
-  return nobleInstance;
+  return createNobleProvider();
 }
