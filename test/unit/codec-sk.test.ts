@@ -6,14 +6,16 @@ import {
   encodeMessage,
   type IkeMessage,
   setWindowSizeNotify,
+  UnsupportedCriticalPayloadError,
   windowSize,
 } from '../../src/ike/codec/index.js';
 import { EncrId, ExchangeType, NotifyType, PayloadType } from '../../src/ike/constants.js';
 import { createNobleProvider, createNodeProvider, createSkCipher } from '../../src/ike/crypto/index.js';
 import type { SkCipher } from '../../src/ike/crypto/provider.js';
 import { DecodeError } from '../../src/ike/errors.js';
+import { NULL_CIPHER } from '../fuzz/harness.js';
 import { RFC7634_IV, RFC7634_KEY, RFC7634_MESSAGE } from '../vectors/codec-messages.js';
-import { hex, toHex } from './codec-helpers.js';
+import { catchError, codeOf, hex, toHex } from './codec-helpers.js';
 
 const providers = [
   ['node', createNodeProvider()],
@@ -67,5 +69,63 @@ describe.each(providers)('RFC 7634 Appendix B with the %s provider', (_name, pro
       }
       expect(err, `bit ${i}`).toBeInstanceOf(DecodeError);
     }
+  });
+});
+
+describe('inner chain of SK', () => {
+  const base: IkeMessage = {
+    initiatorSpi: hex('0101010101010101'),
+    responderSpi: hex('0202020202020202'),
+    exchangeType: ExchangeType.INFORMATIONAL,
+    flags: 0x08,
+    messageId: 3,
+    payloads: [],
+    encrypted: [{ type: PayloadType.VENDOR_ID, data: hex('01020304') }],
+  };
+  // the transparent test cipher: inner payloads start right after the SK header and the 4-byte IV
+  const withInnerType = (critical: boolean) => {
+    const b = encodeMessage(base, { cipher: NULL_CIPHER, iv: new Uint8Array(4) });
+    b[28] = 200; // SK Next Payload = first inner payload type
+    b[37] = critical ? 0x80 : 0; // inner payload flags
+    return b;
+  };
+
+  it('skips an unknown non-critical inner payload', () => {
+    const clear = decryptMessage(decodeMessage(withInnerType(false)), NULL_CIPHER);
+    expect(clear.encrypted).toEqual([]);
+    expect(clear.skipped).toEqual([200]);
+  });
+
+  it('fails on an unknown critical inner payload', () => {
+    const e = catchError(() => decryptMessage(decodeMessage(withInnerType(true)), NULL_CIPHER));
+    expect(e).toBeInstanceOf(UnsupportedCriticalPayloadError);
+    expect((e as UnsupportedCriticalPayloadError).payloadType).toBe(200);
+  });
+
+  it('rejects a nested SK and a pad length beyond the plaintext', () => {
+    const nested = encodeMessage(base, { cipher: NULL_CIPHER, iv: new Uint8Array(4) });
+    nested[28] = PayloadType.SK;
+    expect(codeOf(() => decryptMessage(decodeMessage(nested), NULL_CIPHER))).toBe('DECODE_BAD_VALUE');
+    const pad = encodeMessage(base, { cipher: NULL_CIPHER, iv: new Uint8Array(4) });
+    pad[pad.length - 1] = 200;
+    expect(codeOf(() => decryptMessage(decodeMessage(pad), NULL_CIPHER))).toBe('DECODE_BAD_VALUE');
+  });
+
+  it('rejects a body that is not a whole number of blocks, or shorter than IV and ICV', () => {
+    const m = decodeMessage(encodeMessage(base, { cipher: NULL_CIPHER, iv: new Uint8Array(4) }));
+    const sk = m.payloads[0]!;
+    if (sk.type !== PayloadType.SK) throw new Error('expected SK');
+    expect(codeOf(() => decryptMessage({ ...m, payloads: [{ ...sk, body: sk.body.subarray(1) }] }, NULL_CIPHER))).toBe(
+      'DECODE_BAD_LENGTH',
+    );
+    expect(
+      codeOf(() => decryptMessage({ ...m, payloads: [{ ...sk, body: sk.body.subarray(0, 4) }] }, NULL_CIPHER)),
+    ).toBe('DECODE_BAD_LENGTH');
+  });
+
+  it('needs a cipher and a correct IV to encode a protected message', () => {
+    expect(codeOf(() => encodeMessage(base))).toBe('ENCODE_INVALID');
+    expect(codeOf(() => encodeMessage(base, { cipher: NULL_CIPHER, iv: new Uint8Array(3) }))).toBe('ENCODE_INVALID');
+    expect(codeOf(() => encodeMessage(base, { cipher: NULL_CIPHER }))).toBe('ENCODE_INVALID');
   });
 });
