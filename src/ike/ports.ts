@@ -59,7 +59,14 @@ export interface KernelSa {
   replayWindow: number;
   /** UDP encapsulation (NAT-T, RFC 3948). */
   encap?: { sourcePort: number; destinationPort: number };
-  lifetime: { softBytes?: bigint; hardBytes?: bigint; softPackets?: bigint; hardPackets?: bigint };
+  /** Kernel lifetimes: a safety net behind the engine's own rekey timers (seconds since installation). */
+  lifetime: {
+    softBytes?: bigint;
+    hardBytes?: bigint;
+    softPackets?: bigint;
+    hardPackets?: bigint;
+    hardSeconds?: number;
+  };
   selectors: { local: KernelSelector; remote: KernelSelector };
   direction: 'in' | 'out';
   mark?: { value: number; mask: number };

@@ -3,18 +3,11 @@
  * IPsecTunnel resources (src/api); the engine never sees YAML, Secrets or Kubernetes objects.
  */
 import type { Proposal } from '../codec/payloads/sa-types.js';
+import type { AddressRangeSelector } from '../codec/payloads/ts.js';
 import type { ConfiguredIdentity, Endpoint } from '../ports.js';
 
-/** An address range and protocol/port range on one side of a CHILD SA (RFC 7296 §3.13.1). */
-export interface TrafficSelector {
-  family: 4 | 6;
-  startAddress: string;
-  endAddress: string;
-  /** IP protocol number, 0 = any. */
-  protocol: number;
-  startPort: number;
-  endPort: number;
-}
+/** Traffic selectors are the codec's address-range selectors (RFC 7296 §3.13.1). */
+export type TrafficSelector = AddressRangeSelector;
 
 export interface RetransmitConfig {
   /** First timeout in ms (strongSwan: 4 s). */

@@ -41,7 +41,7 @@ export interface TaskManagerHost<In, Out> {
   encode(message: Out): Uint8Array[] | Promise<Uint8Array[]>;
   send(packets: Uint8Array[]): void;
   /** Verify, decrypt and reassemble (keeps partial fragments itself). */
-  decode(header: RoutingHeader, packet: Uint8Array): DecodeOutcome<In> | Promise<DecodeOutcome<In>>;
+  decode(header: RoutingHeader, packet: Uint8Array, meta: unknown): DecodeOutcome<In> | Promise<DecodeOutcome<In>>;
   /** Whether the packet is a fragment other than the first (RFC 7383 §2.6.1: only the first triggers a resend). */
   isNonFirstFragment(packet: Uint8Array): boolean;
   /** Responder tasks for a request (e.g. by exchange type and payloads). An empty list answers with an empty response. */
@@ -154,8 +154,8 @@ export class TaskManager<In, Out> {
   }
 
   /** Feed a packet that belongs to this SA (its header already parsed). */
-  handle(header: RoutingHeader, packet: Uint8Array): Promise<void> {
-    return this.serialise(() => this.doHandle(header, packet), 'handle');
+  handle(header: RoutingHeader, packet: Uint8Array, meta?: unknown): Promise<void> {
+    return this.serialise(() => this.doHandle(header, packet, meta), 'handle');
   }
 
   /** Stop everything: timers cancelled, tasks aborted, nothing sent any more. */
@@ -207,8 +207,11 @@ export class TaskManager<In, Out> {
     while (!this.destroyed && this.outstanding.size < this.peerWindow) {
       // With a window above 1, never run two batches of the same multi-exchange sequence at once: continuing
       // batches go first, in order.
-      const batch = this.continuing.shift() ?? this.queued.shift();
-      if (!batch) return;
+      const next = this.continuing.shift() ?? this.queued.shift();
+      if (!next) return;
+      const batch = next.filter((t) => t.ready?.() ?? true);
+      for (const t of next) if (!batch.includes(t)) t.abort?.('no longer needed');
+      if (batch.length === 0) continue;
       await this.sendRequest(batch, this.nextMid);
       this.nextMid = (this.nextMid + 1) >>> 0;
     }
@@ -261,18 +264,18 @@ export class TaskManager<In, Out> {
     this.armRetransmit(o);
   }
 
-  private async doHandle(header: RoutingHeader, packet: Uint8Array): Promise<void> {
-    if (header.isResponse) await this.handleResponse(header, packet);
-    else await this.handleRequest(header, packet);
+  private async doHandle(header: RoutingHeader, packet: Uint8Array, meta: unknown): Promise<void> {
+    if (header.isResponse) await this.handleResponse(header, packet, meta);
+    else await this.handleRequest(header, packet, meta);
   }
 
-  private async handleResponse(header: RoutingHeader, packet: Uint8Array): Promise<void> {
+  private async handleResponse(header: RoutingHeader, packet: Uint8Array, meta: unknown): Promise<void> {
     const o = this.outstanding.get(header.messageId);
     if (!o || o.processing || o.exchangeType !== header.exchangeType) {
       this.stats.droppedOutOfWindow++;
       return;
     }
-    const outcome = await this.host.decode(header, packet);
+    const outcome = await this.host.decode(header, packet, meta);
     if (outcome.kind === 'incomplete') return;
     if (outcome.kind === 'invalid') {
       // A response that fails verification is dropped; the retransmit timer keeps running (RFC 7296 §2.21).
@@ -311,7 +314,7 @@ export class TaskManager<In, Out> {
     await this.initiate();
   }
 
-  private async handleRequest(header: RoutingHeader, packet: Uint8Array): Promise<void> {
+  private async handleRequest(header: RoutingHeader, packet: Uint8Array, meta: unknown): Promise<void> {
     const mid = header.messageId;
     const cached = this.answered.get(mid);
     if (cached) {
@@ -327,7 +330,7 @@ export class TaskManager<In, Out> {
       this.stats.droppedOutOfWindow++;
       return;
     }
-    const outcome = await this.host.decode(header, packet);
+    const outcome = await this.host.decode(header, packet, meta);
     if (outcome.kind === 'incomplete') return;
     if (outcome.kind === 'invalid') {
       this.stats.droppedInvalid++;
@@ -340,25 +343,29 @@ export class TaskManager<In, Out> {
     }
     this.inProgress.add(mid);
     try {
-      const continuing = this.responderContinuing.filter((t) => t.exchange() === header.exchangeType);
-      const tasks = continuing.length > 0 ? continuing : this.host.responderTasks(outcome.message, header);
-      if (continuing.length > 0) this.responderContinuing = [];
-      for (const t of tasks) await t.processRequest?.(outcome.message);
+      const continuing = this.responderContinuing.some((t) => t.exchange() === header.exchangeType);
+      const tasks = continuing ? this.responderContinuing : this.host.responderTasks(outcome.message, header);
+      if (continuing) this.responderContinuing = [];
+      // Tasks of a later exchange of the same batch (e.g. IKE_AUTH while answering IKE_SA_INIT) wait.
+      const members = tasks.filter((t) => t.exchange() === header.exchangeType);
+      const waiting = tasks.filter((t) => t.exchange() !== header.exchangeType);
+      for (const t of members) await t.processRequest?.(outcome.message);
       const response = this.host.createMessage(header.exchangeType, true, mid);
       const again: Task<In, Out>[] = [];
       let failed = false;
-      for (const t of tasks) {
+      for (const t of members) {
         const status = (await t.buildResponse?.(response)) ?? 'done';
         if (status === 'again') again.push(t);
         else if (status === 'failed') failed = true;
       }
       if (this.destroyed) return;
       await this.respond(mid, response);
+      const rest = [...again, ...waiting];
       if (failed) {
-        for (const t of again) t.abort?.('batch failed');
+        for (const t of rest) t.abort?.('batch failed');
         this.host.onBatchDone?.(tasks, 'failed');
-      } else if (again.length > 0) {
-        this.responderContinuing = again;
+      } else if (rest.length > 0) {
+        this.responderContinuing = rest;
       } else if (tasks.length > 0) {
         this.host.onBatchDone?.(tasks, 'done');
       }

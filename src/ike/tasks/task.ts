@@ -34,6 +34,11 @@ export interface Task<In, Out> {
   processRequest?(request: In): void | Promise<void>;
   /** Responder: add payloads to the response. */
   buildResponse?(response: Out): TaskStatus | Promise<TaskStatus>;
+  /**
+   * Initiator: whether the task still has something to do when its batch is about to start (e.g. the CHILD SA to
+   * rekey may have been deleted meanwhile). A batch whose tasks are all not ready is dropped.
+   */
+  ready?(): boolean;
   /** The task was dropped without completing (SA destroyed, retransmits exhausted); release what it holds. */
   abort?(reason: string): void;
 }

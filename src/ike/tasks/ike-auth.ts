@@ -1,0 +1,264 @@
+/**
+ * IKE_AUTH authentication (RFC 7296 §1.2, §2.15) with pre-shared keys: IDi/IDr and AUTH. The responder picks the
+ * peer configuration by the identities it receives. INITIAL_CONTACT (§3.10.1) is sent on the first IKE SA to a
+ * peer; receiving it removes older IKE SAs of that peer once the new one is up. SET_WINDOW_SIZE (§2.3) is
+ * exchanged here.
+ */
+
+import { formatIp, parseIp } from '../codec/ip.js';
+import type { IkeMessage } from '../codec/message.js';
+import type { IdPayload } from '../codec/payloads/id.js';
+import { notify, setWindowSizeNotify, windowSize } from '../codec/payloads/notify.js';
+import { AuthMethod, ExchangeType, IdType, NotifyType, PayloadType } from '../constants.js';
+import type { ConfiguredIdentity } from '../ports.js';
+import { pskAuth, signedOctets, verifyPskAuth } from '../sa/auth-psk.js';
+import type { IkeSa } from '../sa/ike-sa.js';
+import { IkeSa as Sa } from '../sa/ike-sa.js';
+import type { Task, TaskStatus } from './task.js';
+
+const utf8 = new TextEncoder();
+const fromUtf8 = new TextDecoder();
+
+export function idPayload(type: PayloadType.IDi | PayloadType.IDr, id: ConfiguredIdentity): IdPayload {
+  switch (id.type) {
+    case 'ipv4':
+    case 'ipv6': {
+      const bytes = parseIp(id.value);
+      return { type, idType: bytes.length === 4 ? IdType.ID_IPV4_ADDR : IdType.ID_IPV6_ADDR, data: bytes };
+    }
+    case 'fqdn':
+      return { type, idType: IdType.ID_FQDN, data: utf8.encode(id.value) };
+    case 'rfc822':
+      return { type, idType: IdType.ID_RFC822_ADDR, data: utf8.encode(id.value) };
+    case 'keyid':
+      return { type, idType: IdType.ID_KEY_ID, data: id.value };
+  }
+}
+
+/** The identity an ID payload carries, or undefined for types we do not match on. */
+export function identityOf(p: IdPayload): ConfiguredIdentity | undefined {
+  switch (p.idType) {
+    case IdType.ID_IPV4_ADDR:
+      return { type: 'ipv4', value: formatIp(p.data) };
+    case IdType.ID_IPV6_ADDR:
+      return { type: 'ipv6', value: formatIp(p.data) };
+    case IdType.ID_FQDN:
+      return { type: 'fqdn', value: fromUtf8.decode(p.data) };
+    case IdType.ID_RFC822_ADDR:
+      return { type: 'rfc822', value: fromUtf8.decode(p.data) };
+    case IdType.ID_KEY_ID:
+      return { type: 'keyid', value: p.data };
+    default:
+      return undefined;
+  }
+}
+
+export function sameIdentity(a: ConfiguredIdentity, b: ConfiguredIdentity): boolean {
+  if (a.type !== b.type) return false;
+  if (a.type === 'keyid' || b.type === 'keyid') {
+    const x = a.value as Uint8Array;
+    const y = b.value as Uint8Array;
+    return x.length === y.length && x.every((v, i) => v === y[i]);
+  }
+  if (a.type === 'fqdn' || a.type === 'rfc822')
+    return (a.value as string).toLowerCase() === (b.value as string).toLowerCase();
+  // Compare addresses in canonical form.
+  return formatIp(parseIp(a.value as string)) === formatIp(parseIp(b.value as string));
+}
+
+export function describeIdentity(id: ConfiguredIdentity | undefined): string {
+  if (!id) return '(none)';
+  if (id.type === 'keyid') return `keyid:${Array.from(id.value, (b) => b.toString(16).padStart(2, '0')).join('')}`;
+  return `${id.type}:${id.value}`;
+}
+
+/** ID payload body for AUTH: ID type, three reserved bytes, data (RFC 7296 §2.15 "RestOfInitIDPayload"). */
+export function idBody(p: IdPayload): Uint8Array {
+  const out = new Uint8Array(4 + p.data.length);
+  out[0] = p.idType;
+  out.set(p.data, 4);
+  return out;
+}
+
+export class IkeAuthTask implements Task<IkeMessage, IkeMessage> {
+  readonly name = 'ike-auth';
+  private failure: number | undefined;
+  private peerInitialContact = false;
+
+  constructor(private readonly sa: IkeSa) {}
+
+  exchange(): number {
+    return ExchangeType.IKE_AUTH;
+  }
+
+  // ---- initiator -----------------------------------------------------------------------------------------------
+
+  build(req: IkeMessage): void {
+    const sa = this.sa;
+    const idi = idPayload(PayloadType.IDi, sa.config.localId);
+    req.encrypted!.push(idi);
+    if (sa.ctx.sasOfPeer(sa.config.name).every((o) => o === sa || o.state === 'connecting')) {
+      req.encrypted!.push(notify(NotifyType.INITIAL_CONTACT));
+    }
+    if (sa.config.remoteId) req.encrypted!.push(idPayload(PayloadType.IDr, sa.config.remoteId));
+    const p = sa.ctx.provider;
+    const octets = signedOctets(p, sa.suite!.prfId, {
+      ownInitMessage: sa.initRequest,
+      peerNonce: sa.nr,
+      skP: sa.keys!.skPi,
+      idBody: idBody(idi),
+    });
+    req.encrypted!.push({
+      type: PayloadType.AUTH,
+      method: AuthMethod.SHARED_KEY_MIC,
+      data: pskAuth(p, sa.suite!.prfId, sa.config.auth.psk, octets),
+    });
+    if (sa.config.windowSize > 1) req.encrypted!.push(setWindowSizeNotify(sa.config.windowSize));
+  }
+
+  process(res: IkeMessage): TaskStatus {
+    const sa = this.sa;
+    const err = Sa.errorNotify(res);
+    const authP = Sa.payload(res, PayloadType.AUTH);
+    if (err && !authP) {
+      const name = NotifyType[err.notifyType] ?? String(err.notifyType);
+      sa.fail({
+        code: err.notifyType === NotifyType.AUTHENTICATION_FAILED ? 'AUTHENTICATION_FAILED' : 'PEER_ERROR',
+        message:
+          err.notifyType === NotifyType.AUTHENTICATION_FAILED
+            ? `peer rejected our authentication as ${describeIdentity(sa.config.localId)}: check that both sides use the same pre-shared key and that the peer expects this identity`
+            : `peer answered IKE_AUTH with ${name}`,
+        notify: err.notifyType,
+      });
+      return 'failed';
+    }
+    const idr = Sa.payload(res, PayloadType.IDr);
+    if (!idr || !authP) {
+      sa.fail({ code: 'PROTOCOL_ERROR', message: 'IKE_AUTH response lacks IDr or AUTH' });
+      return 'failed';
+    }
+    const peerId = identityOf(idr);
+    if (sa.config.remoteId && (!peerId || !sameIdentity(peerId, sa.config.remoteId))) {
+      sa.fail({
+        code: 'IDENTITY_MISMATCH',
+        message: `peer authenticated as ${describeIdentity(peerId)}, but spec.remote.id is ${describeIdentity(sa.config.remoteId)}`,
+      });
+      return 'failed';
+    }
+    if (!this.verify(authP.method, authP.data, sa.initResponse, sa.ni, sa.keys!.skPr, idr)) {
+      sa.fail({
+        code: 'AUTHENTICATION_FAILED',
+        message: `peer ${describeIdentity(peerId)} failed to authenticate: its AUTH does not match our pre-shared key`,
+      });
+      return 'failed';
+    }
+    sa.remoteIdBody = idBody(idr);
+    this.windowFrom(res);
+    sa.established();
+    return 'done';
+  }
+
+  private verify(
+    method: number,
+    data: Uint8Array,
+    peerInitMessage: Uint8Array,
+    ourNonce: Uint8Array,
+    skP: Uint8Array,
+    id: IdPayload,
+  ): boolean {
+    const sa = this.sa;
+    if (method !== AuthMethod.SHARED_KEY_MIC || sa.config.auth.method !== 'psk') return false;
+    const p = sa.ctx.provider;
+    const octets = signedOctets(p, sa.suite!.prfId, {
+      ownInitMessage: peerInitMessage,
+      peerNonce: ourNonce,
+      skP,
+      idBody: idBody(id),
+    });
+    return verifyPskAuth(p, sa.suite!.prfId, sa.config.auth.psk, octets, data);
+  }
+
+  private windowFrom(msg: IkeMessage): void {
+    const w = Sa.notifyOf(msg, NotifyType.SET_WINDOW_SIZE);
+    if (w) this.sa.tm.setPeerWindow(Math.min(windowSize(w), 64));
+  }
+
+  // ---- responder -----------------------------------------------------------------------------------------------
+
+  processRequest(req: IkeMessage): void {
+    const sa = this.sa;
+    const idi = Sa.payload(req, PayloadType.IDi);
+    const authP = Sa.payload(req, PayloadType.AUTH);
+    if (!idi || !authP) {
+      this.failure = NotifyType.AUTHENTICATION_FAILED;
+      sa.fail({ code: 'PROTOCOL_ERROR', message: 'IKE_AUTH request lacks IDi or AUTH' });
+      return;
+    }
+    const peerId = identityOf(idi);
+    const idrP = Sa.payload(req, PayloadType.IDr);
+    const wantedLocal = idrP ? identityOf(idrP) : undefined;
+    const chosen = peerId ? sa.ctx.ports.config.byIdentities(peerId, wantedLocal, sa.candidates) : undefined;
+    if (!chosen) {
+      this.failure = NotifyType.AUTHENTICATION_FAILED;
+      sa.fail({
+        code: 'IDENTITY_MISMATCH',
+        message: `no tunnel configured for peer identity ${describeIdentity(peerId)}${
+          wantedLocal ? ` asking for our identity ${describeIdentity(wantedLocal)}` : ''
+        } from ${sa.remote.address}`,
+        notify: NotifyType.AUTHENTICATION_FAILED,
+      });
+      return;
+    }
+    sa.config = chosen;
+    sa.tm.setOurWindow(chosen.windowSize);
+    if (!this.verify(authP.method, authP.data, sa.initRequest, sa.nr, sa.keys!.skPi, idi)) {
+      this.failure = NotifyType.AUTHENTICATION_FAILED;
+      sa.fail({
+        code: 'AUTHENTICATION_FAILED',
+        message: `peer ${describeIdentity(peerId)} failed to authenticate: its AUTH does not match the pre-shared key of tunnel ${chosen.name}`,
+        notify: NotifyType.AUTHENTICATION_FAILED,
+      });
+      return;
+    }
+    sa.remoteIdBody = idBody(idi);
+    this.peerInitialContact = Sa.notifyOf(req, NotifyType.INITIAL_CONTACT) !== undefined;
+    this.windowFrom(req);
+  }
+
+  buildResponse(res: IkeMessage): TaskStatus {
+    const sa = this.sa;
+    if (this.failure !== undefined) {
+      res.encrypted!.push(notify(this.failure));
+      return 'failed';
+    }
+    const idr = idPayload(PayloadType.IDr, sa.config.localId);
+    res.encrypted!.push(idr);
+    const p = sa.ctx.provider;
+    const octets = signedOctets(p, sa.suite!.prfId, {
+      ownInitMessage: sa.initResponse,
+      peerNonce: sa.ni,
+      skP: sa.keys!.skPr,
+      idBody: idBody(idr),
+    });
+    res.encrypted!.push({
+      type: PayloadType.AUTH,
+      method: AuthMethod.SHARED_KEY_MIC,
+      data: pskAuth(p, sa.suite!.prfId, sa.config.auth.psk, octets),
+    });
+    if (sa.config.windowSize > 1) res.encrypted!.push(setWindowSizeNotify(sa.config.windowSize));
+    sa.established();
+    if (this.peerInitialContact) {
+      // The peer lost its state: older IKE SAs with it are stale. Remove them after this exchange (their CHILD SAs
+      // are replaced by the one negotiated now).
+      void sa.tm.serialise(() => {
+        // Only SAs established before this one was created: a simultaneous initiation is not stale.
+        for (const other of sa.ctx.sasOfPeer(sa.config.name)) {
+          if (other !== sa && other.establishedMono !== undefined && other.establishedMono < sa.createdMono) {
+            other.destroy('peer sent INITIAL_CONTACT');
+          }
+        }
+      }, 'initial-contact');
+    }
+    return 'done';
+  }
+}
