@@ -5,6 +5,7 @@ import {
   decryptMessage,
   encodeMessage,
   type IkeMessage,
+  openSk,
   setWindowSizeNotify,
   UnsupportedCriticalPayloadError,
   windowSize,
@@ -14,7 +15,7 @@ import { createNobleProvider, createNodeProvider, createSkCipher } from '../../s
 import type { SkCipher } from '../../src/ike/crypto/provider.js';
 import { DecodeError } from '../../src/ike/errors.js';
 import { NULL_CIPHER } from '../fuzz/harness.js';
-import { RFC7634_IV, RFC7634_KEY, RFC7634_MESSAGE } from '../vectors/codec-messages.js';
+import { RFC7634_IV, RFC7634_KEY, RFC7634_MESSAGE, WIRESHARK_SA_INIT_REQUEST } from '../vectors/codec-messages.js';
 import { catchError, codeOf, hex, toHex } from './codec-helpers.js';
 
 const providers = [
@@ -127,5 +128,17 @@ describe('inner chain of SK', () => {
     expect(codeOf(() => encodeMessage(base))).toBe('ENCODE_INVALID');
     expect(codeOf(() => encodeMessage(base, { cipher: NULL_CIPHER, iv: new Uint8Array(3) }))).toBe('ENCODE_INVALID');
     expect(codeOf(() => encodeMessage(base, { cipher: NULL_CIPHER }))).toBe('ENCODE_INVALID');
+  });
+});
+
+describe('openSk', () => {
+  it('returns the exact authenticated octets of the RFC 7634 example', () => {
+    const cipher = createSkCipher(createNodeProvider(), { encrId: EncrId.CHACHA20_POLY1305 }, { encKey: RFC7634_KEY });
+    const { aad, inner, innerNext } = openSk(decodeMessage(RFC7634_MESSAGE), cipher);
+    expect(toHex(aad)).toBe(toHex(RFC7634_MESSAGE.subarray(0, 32)));
+    expect(innerNext).toBe(PayloadType.NOTIFY);
+    // N(SET_WINDOW_SIZE = 10): generic header, protocol 0, SPI size 0, type 16385, data 10
+    expect(toHex(inner)).toBe('0000000c000040010000000a');
+    expect(codeOf(() => openSk(decodeMessage(WIRESHARK_SA_INIT_REQUEST), cipher))).toBe('DECODE_BAD_VALUE');
   });
 });

@@ -107,6 +107,18 @@ export function decryptMessage(msg: IkeMessage, cipher: SkCipher): IkeMessage {
   return out;
 }
 
+/**
+ * The authenticated cleartext of a decoded message's SK payload without parsing it: `aad` (IKE header through the
+ * SK generic header, as received) and `inner` (the inner payload chain, padding removed), plus the first inner
+ * payload type. For computations over the exact octets, e.g. IntAuth of IKE_INTERMEDIATE (RFC 9242 §3.1).
+ * Throws DecodeError like decryptMessage.
+ */
+export function openSk(msg: IkeMessage, cipher: SkCipher): { aad: Uint8Array; inner: Uint8Array; innerNext: number } {
+  const sk = skPayloadOf(msg);
+  if (!sk) fail('DECODE_BAD_VALUE', 'message has no SK payload');
+  return { aad: sk.aad, inner: openSkBody(cipher, sk.aad, sk.body).slice(), innerNext: sk.innerNext };
+}
+
 function drawIv(options: EncodeOptions, cipher: SkCipher): Uint8Array {
   const iv = typeof options.iv === 'function' ? options.iv(cipher.ivLength) : options.iv;
   if (!(iv instanceof Uint8Array) || iv.length !== cipher.ivLength) invalid(`IV must be ${cipher.ivLength} bytes`);
