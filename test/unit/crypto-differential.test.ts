@@ -6,8 +6,10 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { EncrId, IntegId, KeId, PrfId } from '../../src/ike/constants.js';
 import {
+  cipherSuiteKeyLengths,
   createNobleProvider,
   createNodeProvider,
+  createSkCipher,
   deriveIkeSaKeys,
   prfPlus,
   skeyseed,
@@ -79,6 +81,42 @@ describe('node vs noble: symmetric primitives', () => {
         },
       ),
       { numRuns: 60 },
+    );
+  });
+});
+
+describe('node vs noble: SK payload ciphers', () => {
+  const suites = [
+    { encrId: EncrId.AES_CBC, keyLength: 128, integId: IntegId.HMAC_SHA1_96 },
+    { encrId: EncrId.AES_CBC, keyLength: 192, integId: IntegId.HMAC_SHA2_384_192 },
+    { encrId: EncrId.AES_CBC, keyLength: 256, integId: IntegId.HMAC_SHA2_512_256 },
+    { encrId: EncrId.AES_GCM_8, keyLength: 128 },
+    { encrId: EncrId.AES_GCM_12, keyLength: 192 },
+    { encrId: EncrId.AES_GCM_16, keyLength: 256 },
+    { encrId: EncrId.CHACHA20_POLY1305 },
+  ];
+
+  it.each(suites)('%o: same body from both, each opens the other, tampering fails', (suite) => {
+    const { encKeyLength, integKeyLength } = cipherSuiteKeyLengths(suite);
+    fc.assert(
+      fc.property(fc.integer(), bytes(28, 60), fc.nat({ max: 12 }), fc.nat(), (seed, aad, blocks, flip) => {
+        const random = seededRandom(`sk-${seed}`);
+        const keys = { encKey: random(encKeyLength), integKey: random(integKeyLength) };
+        const a = createSkCipher(node, suite, keys);
+        const b = createSkCipher(noble, suite, keys);
+        const plaintext = random(blocks * a.blockSize * (a.blockSize === 1 ? 13 : 1));
+        const iv = random(a.ivLength);
+        const body = a.seal(aad, plaintext, iv);
+        expect(toHex(b.seal(aad, plaintext, iv))).toBe(toHex(body));
+        expect(body).toHaveLength(a.ivLength + plaintext.length + a.icvLength);
+        expect(toHex(b.open(aad, body))).toBe(toHex(plaintext));
+        const tampered = Uint8Array.from(body);
+        const bit = flip % (tampered.length * 8);
+        tampered[bit >> 3]! ^= 1 << (bit & 7);
+        expect(errorCode(() => a.open(aad, tampered))).toBe('CRYPTO_AUTH_FAILED');
+        expect(errorCode(() => b.open(aad, tampered))).toBe('CRYPTO_AUTH_FAILED');
+      }),
+      { numRuns: 40 },
     );
   });
 });

@@ -77,7 +77,10 @@ function aeadSeal(
 
 // --- key exchange -------------------------------------------------------------------------------------------------
 
-/** Left-to-right square-and-multiply; the exponent is our own secret, the base may be the peer's value. */
+/**
+ * Left-to-right square-and-multiply on bigints. Not constant time (JavaScript bigints are not): acceptable for the
+ * reference provider, which is why node:crypto is the default.
+ */
 function modPow(base: bigint, exponent: bigint, modulus: bigint): bigint {
   let result = 1n;
   base %= modulus;
