@@ -108,10 +108,17 @@ export function readAddress(buf: Uint8Array, off: number, family: number): strin
   return family === AF_INET6 ? formatIPv6(buf, off) : formatIPv4(buf, off);
 }
 
-/** Canonical text of an address (for comparisons): parses and re-formats. */
+const canonCache = new Map<string, string>();
+
+/** Canonical text of an address (for comparisons): parses and re-formats (memoised: diffs compare many). */
 export function canonicalAddress(addr: string): string {
+  let c = canonCache.get(addr);
+  if (c !== undefined) return c;
   const f = familyOf(addr);
   const b = new Uint8Array(16);
   writeAddress(b, 0, addr, f);
-  return readAddress(b, 0, f);
+  c = readAddress(b, 0, f);
+  if (canonCache.size >= 1 << 16) canonCache.clear();
+  canonCache.set(addr, c);
+  return c;
 }

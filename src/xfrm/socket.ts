@@ -139,9 +139,9 @@ export interface XfrmSocketOptions {
   groups?: number[];
   /** Per-request timeout (default 10 s). */
   timeoutMs?: number;
-  /** Requests in flight in a batch (default 64; bounded by the socket receive buffer holding the ACKs). */
+  /** Requests in flight in a batch (default 256; bounded by the socket receive buffer holding the ACKs). */
   window?: number;
-  /** Requests packed into one sendmsg datagram in a batch (default 32). */
+  /** Requests packed into one sendmsg datagram in a batch (default 64). */
   perDatagram?: number;
   /** SO_RCVBUF (default 1 MiB; the kernel caps it at net.core.rmem_max). */
   recvBufferSize?: number;
@@ -153,7 +153,7 @@ interface Pending {
   replies: NlMsg[];
   resolve(msgs: NlMsg[]): void;
   reject(err: Error): void;
-  timer: NodeJS.Timeout;
+  timer: NodeJS.Timeout | undefined;
 }
 
 export class XfrmSocket {
@@ -171,8 +171,8 @@ export class XfrmSocket {
 
   private constructor(opts: XfrmSocketOptions) {
     this.timeoutMs = opts.timeoutMs ?? 10_000;
-    this.window = opts.window ?? 64;
-    this.perDatagram = opts.perDatagram ?? 32;
+    this.window = opts.window ?? 256;
+    this.perDatagram = opts.perDatagram ?? 64;
     this.raw = new RawNetlinkSocket(NETLINK_XFRM, {
       recvBufferSize: opts.recvBufferSize ?? 1 << 20,
       sendBufferSize: 1 << 20,
@@ -194,7 +194,7 @@ export class XfrmSocket {
     if (this.closed) return;
     this.closed = true;
     for (const [seq, p] of this.pending) {
-      clearTimeout(p.timer);
+      if (p.timer) clearTimeout(p.timer);
       p.reject(new XfrmError(p.op, osConstants.errno.ECANCELED, 'socket closed'));
       this.pending.delete(seq);
     }
@@ -346,18 +346,46 @@ export class XfrmSocket {
   /**
    * Sends many requests, several per datagram, with at most `window` unacknowledged; resolves with one result per
    * request, in order: undefined for success, the XfrmError otherwise. Never rejects for a per-request error.
+   * The window is refilled a whole datagram at a time, and one watchdog (no progress for `timeoutMs`) replaces
+   * per-request timers.
    */
   async batch(reqs: readonly XfrmRequest[]): Promise<(XfrmError | undefined)[]> {
     const results: (XfrmError | undefined)[] = new Array(reqs.length);
-    let next = 0;
-    let inFlight = 0;
-    return new Promise((resolve, reject) => {
+    if (reqs.length === 0) return results;
+    if (this.closed) throw new XfrmError('batch', osConstants.errno.EBADF, 'socket closed');
+    return new Promise((resolve) => {
+      let next = 0;
+      let inFlight = 0;
       let done = 0;
-      const pump = (): void => {
-        if (this.closed) {
-          reject(new XfrmError('batch', osConstants.errno.ECANCELED, 'socket closed'));
-          return;
+      const mine = new Set<number>();
+      let watchdog: NodeJS.Timeout | undefined;
+      const arm = (): void => {
+        if (watchdog) clearTimeout(watchdog);
+        watchdog = setTimeout(() => {
+          for (const seq of mine) {
+            const p = this.pending.get(seq);
+            if (p) this.finish(seq, p, new XfrmError(p.op, osConstants.errno.ETIMEDOUT, `no answer in ${this.timeoutMs} ms`));
+          }
+        }, this.timeoutMs);
+      };
+      const settle = (i: number, seq: number, err: Error | undefined): void => {
+        mine.delete(seq);
+        results[i] = err
+          ? err instanceof XfrmError
+            ? err
+            : new XfrmError(reqs[i]!.op, osConstants.errno.EIO, err.message)
+          : undefined;
+        inFlight--;
+        done++;
+        arm();
+        if (done === reqs.length) {
+          if (watchdog) clearTimeout(watchdog);
+          resolve(results);
+        } else if (inFlight <= this.window - this.perDatagram || next === reqs.length) {
+          pump();
         }
+      };
+      const pump = (): void => {
         while (next < reqs.length && inFlight < this.window) {
           const n = Math.min(this.perDatagram, this.window - inFlight, reqs.length - next);
           const frames: Buffer[] = [];
@@ -366,29 +394,23 @@ export class XfrmSocket {
             const r = reqs[i]!;
             inFlight++;
             const seq = this.nextSeq();
+            mine.add(seq);
             frames.push(encodeNlMsg(r.type, r.flags | NLM_F_REQUEST | NLM_F_ACK, seq, this.port, r.body));
-            this.track(seq, r.op, false)
-              .then(
-                () => {
-                  results[i] = undefined;
-                },
-                (err: unknown) => {
-                  results[i] = err instanceof XfrmError ? err : new XfrmError(r.op, osConstants.errno.EIO, String(err));
-                },
-              )
-              .finally(() => {
-                inFlight--;
-                done++;
-                if (done === reqs.length) resolve(results);
-                else pump();
-              })
-              .catch(() => {});
+            this.pending.set(seq, {
+              op: r.op,
+              dump: false,
+              replies: [],
+              resolve: () => settle(i, seq, undefined),
+              reject: (e) => settle(i, seq, e),
+              timer: undefined,
+            });
           }
-          this.send(Buffer.concat(frames));
+          this.updateRef();
+          this.send(frames.length === 1 ? frames[0]! : Buffer.concat(frames));
         }
       };
-      if (reqs.length === 0) resolve(results);
-      else pump();
+      arm();
+      pump();
     });
   }
 
@@ -444,7 +466,7 @@ export class XfrmSocket {
   }
 
   private finish(seq: number, p: Pending, err?: Error): void {
-    clearTimeout(p.timer);
+    if (p.timer) clearTimeout(p.timer);
     this.pending.delete(seq);
     this.updateRef();
     if (err) p.reject(err);
