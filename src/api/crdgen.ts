@@ -105,7 +105,7 @@ export function generateCrds(): Map<string, string> {
   for (const def of RESOURCES) {
     files.set(
       `${GROUP}_${def.plural}.yaml`,
-      HEADER + stringify(crdFor(def), { lineWidth: 0, aliasDuplicateObjects: false }),
+      HEADER + stringify(crdFor(def), { lineWidth: 0, aliasDuplicateObjects: false, version: '1.1' }),
     );
   }
   return files;

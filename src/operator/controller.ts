@@ -381,7 +381,9 @@ export class Controller {
   private async secret(namespace: string, name: string): Promise<SecretEntry> {
     const k = `${namespace}/${name}`;
     const cached = this.secrets.get(k);
-    if (cached && Date.now() - cached.at < this.o.secretTtlMs) return cached;
+    // A missing Secret is re-read soon (users create it after the tunnel); a present one is cached longer.
+    const ttl = cached?.exists ? this.o.secretTtlMs : Math.min(this.o.secretTtlMs, 2000);
+    if (cached && Date.now() - cached.at < ttl) return cached;
     let p = this.secretFetches.get(k);
     if (!p) {
       p = (async () => {
@@ -445,6 +447,10 @@ export class Controller {
       this.placementChanged();
       const node = this.election.get(k)?.node;
       if (node) this.nodeQ.add(node);
+    }
+    if (!acc.ok && (acc.problem.reason === 'SecretNotFound' || acc.problem.reason === 'SecretKeyNotFound')) {
+      // Secrets are not watched (least privilege: get only); poll for the missing one with back-off.
+      this.tunnelQ.addAfter(k, Math.min(30_000, 2500 * 2 ** Math.min(4, this.tunnelQ.retries(k))));
     }
     const el = this.election.get(k);
     // An accepted tunnel not yet through placement: wait for it instead of writing a transient status.

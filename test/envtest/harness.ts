@@ -70,8 +70,10 @@ async function stopProcess(p: ChildProcess | undefined, ms = 10_000): Promise<vo
 export interface ControlPlaneOptions {
   /** Extra kube-apiserver flags. */
   apiserverArgs?: string[];
-  /** Keep logs in the temp dir for debugging (always kept in memory tail). */
+  /** Echo the control plane's output to stderr. */
   verbose?: boolean;
+  /** Write an audit log (level Metadata) to auditLogPath: who did which verb on which resource. */
+  audit?: boolean;
 }
 
 export interface HttpResult {
@@ -153,6 +155,19 @@ export class ControlPlane {
     writeFileSync(saPub, publicKey.export({ type: 'spki', format: 'pem' }));
     const tokens = join(this.dir, 'tokens.csv');
     writeFileSync(tokens, `${this.adminToken},envtest-admin,envtest-admin,"system:masters"\n`, { mode: 0o600 });
+    const auditArgs: string[] = [];
+    if (this.opts.audit) {
+      const policy = join(this.dir, 'audit-policy.yaml');
+      writeFileSync(
+        policy,
+        'apiVersion: audit.k8s.io/v1\nkind: Policy\nomitStages: [RequestReceived]\nrules:\n  - level: Metadata\n',
+      );
+      auditArgs.push(
+        `--audit-policy-file=${policy}`,
+        `--audit-log-path=${this.auditLogPath}`,
+        '--audit-log-mode=blocking',
+      );
+    }
     const certDir = join(this.dir, 'pki');
     mkdirSync(certDir);
     this.server = `https://127.0.0.1:${apiPort}`;
@@ -176,6 +191,7 @@ export class ControlPlane {
         '--disable-admission-plugins=ServiceAccount',
         '--endpoint-reconciler-type=none',
         '--v=0',
+        ...auditArgs,
         ...(this.opts.apiserverArgs ?? []),
       ],
       'kube-apiserver',
@@ -194,6 +210,24 @@ export class ControlPlane {
     this.caData = readFileSync(crt).toString('base64');
     // RBAC bootstrap and the default namespace are created by post-start hooks; wait for the namespace.
     await this.waitFor(async () => (await this.request('GET', '/api/v1/namespaces/default')).status === 200, 'ns');
+  }
+
+  get auditLogPath(): string {
+    return join(this.dir, 'audit.log');
+  }
+
+  /** Audit events (one JSON object per line) so far. */
+  auditEvents(): Array<{
+    verb: string;
+    user: { username: string };
+    objectRef?: { resource?: string; subresource?: string; apiGroup?: string; namespace?: string; name?: string };
+    responseStatus?: { code?: number };
+  }> {
+    if (!existsSync(this.auditLogPath)) return [];
+    return readFileSync(this.auditLogPath, 'utf8')
+      .split('\n')
+      .filter(Boolean)
+      .map((l) => JSON.parse(l));
   }
 
   private async waitFor(fn: () => Promise<boolean>, what: string, ms = 60_000): Promise<void> {

@@ -116,6 +116,16 @@ describe('generated CRDs', () => {
     }
   });
 
+  it('reads back the same under YAML 1.1 (the API server would turn a bare off into false)', () => {
+    const text = [...generateCrds().values()].find((t) => t.includes('kind: IPsecTunnel\n'))!;
+    const crd = parse(text, { version: '1.1' });
+    expect(crd.spec.versions[0].schema.openAPIV3Schema.properties.spec.properties.natt.enum).toEqual([
+      'auto',
+      'force',
+      'off',
+    ]);
+  });
+
   it('has a description on every field, status subresource, printer columns and short names', () => {
     for (const [name, text] of generateCrds()) {
       const crd = parse(text.replace(/^#.*\n/, ''));
