@@ -123,8 +123,24 @@ export function makeInput(corpus: SeedEntry[], seed: number, index: number): Uin
     }
     return b;
   }
-  // 5%: valid seed unchanged
-  if (strategy < 10) return entry.bytes;
+  // 4%: valid seed unchanged
+  if (strategy < 9) return entry.bytes;
+  // 1%: one payload repeated up to ~700 times (payload count cap, large messages)
+  if (strategy < 10 && entry.payloadOffsets[0] === 28) {
+    const type = entry.bytes[16]!;
+    const len = (entry.bytes[30]! << 8) | entry.bytes[31]!;
+    if (type !== 46 && type !== 53 && len >= 4 && 28 + len <= entry.bytes.length) {
+      const copies = Math.min(1 + int(700), Math.floor((65535 - 28) / len));
+      const out = new Uint8Array(28 + copies * len);
+      out.set(entry.bytes.subarray(0, 28));
+      for (let i = 0; i < copies; i++) {
+        out.set(entry.bytes.subarray(28, 28 + len), 28 + i * len);
+        out[28 + i * len] = i + 1 < copies ? type : 0;
+      }
+      fixLength(out);
+      return out;
+    }
+  }
 
   let b: Uint8Array = entry.bytes.slice();
   const rounds = 1 + int(3);

@@ -73,5 +73,6 @@ describe('robustness', () => {
       expect(codes.get(code) ?? 0, code).toBeGreaterThan(100);
     }
     expect(codes.get('DECODE_UNSUPPORTED_CRITICAL_PAYLOAD') ?? 0).toBeGreaterThan(0);
+    expect(codes.get('DECODE_TOO_MANY') ?? 0).toBeGreaterThan(0);
   }, 60_000);
 });
