@@ -8,11 +8,10 @@ import { GENERIC_PAYLOAD_HEADER_LENGTH, IKE_HEADER_LENGTH, NotifyType, PayloadTy
 import type { SkCipher } from '../crypto/provider.js';
 import { DecodeError } from '../errors.js';
 import { decodeChain } from './chain.js';
-import type { HeaderFields } from './header.js';
-import { encodeHeader } from './header.js';
+import { encodeHeader, type HeaderFields } from './header.js';
 import { type EncodeOptions, encodeInnerChain, type IkeMessage, skfPayloadOf } from './message.js';
 import type { Payload } from './payloads/index.js';
-import { openSkBody, sealSkBody } from './payloads/sk.js';
+import { openSkBody, sealSkBody, skPadLength } from './payloads/sk.js';
 import { MAX_TOTAL_FRAGMENTS } from './payloads/skf.js';
 import { checkInt, concatBytes, fail, invalid, Reader, Writer } from './reader.js';
 
@@ -59,9 +58,8 @@ export function fragmentMessage(msg: IkeMessage, options: FragmentOptions): Uint
   const out: Uint8Array[] = [];
   for (let n = 1; n <= total; n++) {
     const chunk = inner.bytes.subarray((n - 1) * capacity, Math.min(inner.bytes.length, n * capacity));
-    const padded = chunk.length + 1;
-    const pad = padded % cipher.blockSize === 0 ? 0 : cipher.blockSize - (padded % cipher.blockSize);
-    const bodyLength = cipher.ivLength + padded + pad + cipher.icvLength;
+    const bodyLength =
+      cipher.ivLength + chunk.length + skPadLength(chunk.length, cipher.blockSize) + 1 + cipher.icvLength;
     const length = IKE_HEADER_LENGTH + SKF_HEADER_LENGTH + bodyLength;
     const w = new Writer(IKE_HEADER_LENGTH + SKF_HEADER_LENGTH);
     encodeHeader(w, msg, PayloadType.SKF, length);
