@@ -9,6 +9,7 @@ import {
   cookieOf,
   decodeMessage,
   encodeMessage,
+  formatIp,
   formatSelector,
   type IkeMessage,
   identityOf,
@@ -20,6 +21,7 @@ import {
   notify,
   type Payload,
   type PlainPayload,
+  parseIp,
   rekeySaNotify,
   rekeySaSpi,
   selectorFromCidr,
@@ -447,4 +449,25 @@ describe('encoding validates its input', () => {
     const msg = { ...header, payloads: [sk, nonce] } as unknown as IkeMessage;
     expect(codeOf(() => encodeMessage(msg))).toBe('ENCODE_INVALID');
   });
+});
+
+describe('IP address text', () => {
+  it.each([
+    ['192.0.2.1', 'c0000201', '192.0.2.1'],
+    ['2001:db8::1', '20010db8000000000000000000000001', '2001:db8::1'],
+    ['::', '00000000000000000000000000000000', '::'],
+    ['::ffff:192.0.2.1', '00000000000000000000ffffc0000201', '::ffff:c000:201'],
+    ['2001:DB8:0:0:1:0:0:1', '20010db8000000000001000000000001', '2001:db8::1:0:0:1'],
+    ['1:2:3:4:5:6:7:8', '00010002000300040005000600070008', '1:2:3:4:5:6:7:8'],
+  ])('%s', (text, bytes, formatted) => {
+    expect(toHex(parseIp(text))).toBe(bytes);
+    expect(formatIp(hex(bytes))).toBe(formatted);
+  });
+
+  it.each(['1.2.3', '1.2.3.256', '01.2.3.4', '1::2::3', '1:2:3:4:5:6:7:8:9', '12345::', ':1', 'x', ''])(
+    'rejects %j',
+    (text) => {
+      expect(codeOf(() => parseIp(text))).toBe('ENCODE_INVALID');
+    },
+  );
 });
