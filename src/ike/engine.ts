@@ -132,12 +132,7 @@ export class Engine {
     for (const c of childless && first ? [first, ...rest] : rest) {
       sa.queue([new ChildCreateTask(sa, { config: c, inAuth: false })]);
     }
-    sa.setTimer('half-open', config.halfOpenTimeoutMs, () => {
-      if (sa.state === 'connecting') {
-        sa.fail({ code: 'HALF_OPEN_TIMEOUT', message: `IKE SA with ${config.remote.address} not established in time` });
-        sa.destroy('half-open timeout');
-      }
-    });
+    // No half-open timer for the initiator: its retransmissions bound the attempt (RFC 7296 §2.4).
     return sa;
   }
 

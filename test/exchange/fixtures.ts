@@ -209,3 +209,66 @@ export function pair(
   const b = sim.add(SITE_B, [peerConfig(SITE_B, SITE_A, { ...aOptions, startAction: 'none', ...bOptions })]);
   return { sim, a, b, configA: a.configs.configs[0]!, configB: b.configs.configs[0]! };
 }
+
+/** IKE header fields of a raw packet (no decoding beyond the fixed header). */
+export function headerOf(bytes: Uint8Array): {
+  exchange: number;
+  response: boolean;
+  mid: number;
+  firstPayload: number;
+} {
+  return {
+    exchange: bytes[18]!,
+    response: (bytes[19]! & 0x20) !== 0,
+    mid: ((bytes[20]! << 24) | (bytes[21]! << 16) | (bytes[22]! << 8) | bytes[23]!) >>> 0,
+    firstPayload: bytes[16]!,
+  };
+}
+
+/** Drop the next `count` packets from `fromAddress` matching the exchange/response (all when count is Infinity). */
+export function dropNext(
+  sim: Sim,
+  match: { from?: string; exchange?: number; response?: boolean; mid?: number },
+  count = 1,
+): { dropped: () => number; remove: () => void } {
+  let dropped = 0;
+  const remove = sim.world.network.addFilter((p) => {
+    if (dropped >= count) return undefined;
+    const h = headerOf(p.bytes);
+    if (match.from !== undefined && p.from.address !== match.from) return undefined;
+    if (match.exchange !== undefined && h.exchange !== match.exchange) return undefined;
+    if (match.response !== undefined && h.response !== match.response) return undefined;
+    if (match.mid !== undefined && h.mid !== match.mid) return undefined;
+    dropped++;
+    return 'drop';
+  });
+  return { dropped: () => dropped, remove };
+}
+
+/** Settle: both sides have exactly `n` installed CHILD SAs with outbound SAs, and one established IKE SA each. */
+export function steady(a: Node, b: Node, n = 1): boolean {
+  return (
+    established(a).length === 1 &&
+    established(b).length === 1 &&
+    installedChildren(a).length === n &&
+    installedChildren(b).length === n &&
+    a.engine.ikeSas().every((s) => s.state === 'established') &&
+    b.engine.ikeSas().every((s) => s.state === 'established') &&
+    a.engine.ikeSas().every((s) => s.children.every((c) => c.state === 'installed')) &&
+    b.engine.ikeSas().every((s) => s.children.every((c) => c.state === 'installed'))
+  );
+}
+
+export function kernelEmpty(node: Node): boolean {
+  return node.host.kernel.sas().length === 0 && node.host.kernel.policies().length === 0;
+}
+
+/** Count kernel SAs by direction. */
+export function kernelCounts(node: Node): { in: number; out: number; policies: number } {
+  const sas = node.host.kernel.sas();
+  return {
+    in: sas.filter((s) => s.direction === 'in').length,
+    out: sas.filter((s) => s.direction === 'out').length,
+    policies: node.host.kernel.policies().length,
+  };
+}
