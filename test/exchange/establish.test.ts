@@ -60,7 +60,7 @@ describe('IKE_SA_INIT + IKE_AUTH between two engines', () => {
     ['aes256-sha512-modp4096', 'aes256-sha512'],
     ['aes256gcm12-prfsha512-ecp521', 'aes128gcm8'],
     ['aes192-sha384-x448', 'aes192gcm16-esn'],
-  ]) {
+  ] as const) {
     it(`negotiates IKE ${ike} and ESP ${esp} with equal keys on both sides`, async () => {
       const { sim, a, b, configA } = pair(`suite-${ike}`, { ike, esp });
       a.engine.initiate(configA);
