@@ -434,7 +434,8 @@ export class Engine {
     const interval = sa.config.dpdIntervalMs;
     if (interval <= 0) return;
     const since = this.ports.clock.now() - sa.lastInbound;
-    sa.setTimer('dpd', Math.max(0, interval - since), () => {
+    // Next look when the SA will have been quiet for a full interval (or a full interval from now after a check).
+    sa.setTimer('dpd', since >= interval ? interval : interval - since, () => {
       if (sa.state !== 'established') return;
       if (this.ports.clock.now() - sa.lastInbound >= interval && !sa.tm.hasOutstanding()) this.checkLiveness(sa);
       this.scheduleDpd(sa);

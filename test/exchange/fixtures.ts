@@ -161,10 +161,20 @@ export class Sim {
     const node: Node = { site, host, engine, configs: lookup, events: [] };
     engine.on((e) => node.events.push(e));
     for (const port of [500, 4500]) {
-      this.world.network.listen(host.endpoint(port), (p, from, to) => engine.receive(p, from, to));
+      // Route through `node.engine` so a test can replace the engine (a restarted agent).
+      this.world.network.listen(host.endpoint(port), (p, from, to) => node.engine.receive(p, from, to));
     }
     this.nodes.set(site.name, node);
     return node;
+  }
+
+  /** Replace a node's engine with a fresh one (the old one must have been shut down: a restarted agent). */
+  restart(name: string): Engine {
+    const node = this.nodes.get(name)!;
+    const engine = new Engine(node.host.ports(node.configs), { provider: this.provider, ...this.engineOptions });
+    engine.on((e) => node.events.push(e));
+    node.engine = engine;
+    return engine;
   }
 
   node(name: string): Node {

@@ -31,7 +31,9 @@ export class ChildRekeyTask implements Task<IkeMessage, IkeMessage> {
 
   ready(): boolean {
     if (this.phase === 'delete') return this.toDelete.some((c) => c.state !== 'deleted');
-    return this.old.state === 'installed' && this.sa.state === 'established' && this.sa.children.includes(this.old);
+    // 'rekeying' when this task is retrying (INVALID_KE_PAYLOAD asked for another PFS group).
+    const state = this.create ? this.old.state === 'rekeying' : this.old.state === 'installed';
+    return state && this.sa.state === 'established' && this.sa.children.includes(this.old);
   }
 
   async build(req: IkeMessage): Promise<void> {
