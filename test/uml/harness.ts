@@ -84,6 +84,8 @@ export interface UmlRunResult {
   durationMs: number;
   /** From spawn to the moment the init script started the Node script (read from the guest's marker). */
   bootMs: number | null;
+  /** Host pid of the UML kernel process (also its process group id); gone when runInUml returns. */
+  pid: number | undefined;
 }
 
 export function findUmlKernel(): string {
@@ -120,6 +122,8 @@ function initScript(work: string, opts: UmlRunOptions): string {
     ? `${shellQuote(process.execPath)} --import ${shellQuote(`file://${tsxLoaderPath()}`)}`
     : shellQuote(process.execPath);
   const args = (opts.args ?? []).map(shellQuote).join(' ');
+  // Guest-side watchdog: the guest powers itself off even if the host side dies and never kills it.
+  const guestLimit = Math.ceil((opts.timeoutMs ?? 120_000) / 1000) + 5;
   const env = Object.entries(opts.env ?? {})
     .map(([k, v]) => `export ${k}=${shellQuote(v)}`)
     .join('\n');
@@ -145,13 +149,27 @@ ${env}
 export IPSEC_MESH_IN_UML=1
 cd ${shellQuote(repoRoot)}
 echo "UML-HARNESS: start"
-${runner} ${shellQuote(script)} ${args} > ${shellQuote(join(work, 'output.log'))} 2>&1
+timeout -k 5 ${guestLimit} ${runner} ${shellQuote(script)} ${args} > ${shellQuote(join(work, 'output.log'))} 2>&1
 echo $? > ${shellQuote(join(work, 'exit-code'))}
 echo "UML-HARNESS: done"
 sync
 echo o > /proc/sysrq-trigger
 sleep 5
 `;
+}
+
+/** Polls until no process of group `pgid` is left (SIGKILL delivery and reaping are asynchronous). */
+async function waitGroupGone(pgid: number | undefined, ms: number): Promise<void> {
+  if (pgid === undefined) return;
+  const until = performance.now() + ms;
+  while (performance.now() < until) {
+    try {
+      process.kill(-pgid, 0);
+    } catch {
+      return;
+    }
+    await new Promise((r) => setTimeout(r, 50));
+  }
 }
 
 export async function runInUml(opts: UmlRunOptions): Promise<UmlRunResult> {
@@ -217,6 +235,7 @@ export async function runInUml(opts: UmlRunOptions): Promise<UmlRunResult> {
     clearTimeout(timer);
     // UML helper processes (one per guest address space) share the group; make sure none survives.
     killGroup();
+    await waitGroupGone(child.pid, 10_000);
   }
   const durationMs = performance.now() - start;
   const read = (f: string): string | null => (existsSync(join(work, f)) ? readFileSync(join(work, f), 'utf8') : null);
@@ -228,6 +247,7 @@ export async function runInUml(opts: UmlRunOptions): Promise<UmlRunResult> {
     timedOut,
     durationMs,
     bootMs,
+    pid: child.pid,
   };
   if (!opts.keep) rmSync(work, { recursive: true, force: true });
   return result;

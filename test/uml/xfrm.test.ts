@@ -61,6 +61,9 @@ describe('ESP through kernel SAs installed by src/xfrm (UML)', () => {
     if (!r) return;
     expect(r.error).toBeUndefined();
     expect(r.applyErrors).toEqual([]);
+    // GETSA, decoded by our codecs, returns exactly the algorithms, keys, encapsulation and limits we installed.
+    expect(r.kernelView).toEqual(['', '']);
+    expect(r.countersBefore).toBe(0n);
     // A TCP echo through the tunnel came back intact.
     expect(r.tcp).toEqual({ bytes: expect.any(Number), equal: true });
     expect(r.tcp!.bytes).toBeGreaterThan(6000);

@@ -62,6 +62,9 @@ export interface ComboResult {
   ok: boolean;
   error?: string;
   applyErrors: string[];
+  /** Per SA (a->b in A, b->a in B): attributes where the kernel's GETSA answer differs from what we installed. */
+  kernelView?: string[];
+  countersBefore?: bigint;
   tcp?: { bytes: number; equal: boolean };
   counters?: {
     aOut: { bytes: bigint; packets: bigint };
@@ -109,6 +112,16 @@ function sa(p: {
   if (p.encap)
     s.encap = { type: UDP_ENCAP_ESPINUDP, sport: 4500, dport: 4500, oa: p.family === AF_INET ? '0.0.0.0' : '::' };
   return s;
+}
+
+/** JSON with sorted keys (field order differs between our encoder's input and the decoder's output). */
+function stable(v: unknown): string {
+  if (v === undefined) return 'undefined';
+  return JSON.stringify(JSON.parse(toWire(v)), (_k, x: unknown) =>
+    x && typeof x === 'object' && !Array.isArray(x)
+      ? Object.fromEntries(Object.entries(x as Record<string, unknown>).sort(([p], [q]) => p.localeCompare(q)))
+      : x,
+  );
 }
 
 async function startCapture(ns: string, dev: string, dir: string, file: string): Promise<ChildProcess> {
@@ -241,6 +254,23 @@ ip -n a -6 route add 2001:db8:2::/48 via 2001:db8:ff::2 src 2001:db8:1::1 && ip 
             B.call<Res>('apply', { desired: { sas: [ab(), ba], policies: [...polB, ...bypass] }, own }),
           ]);
           r.applyErrors = [...ra.errors, ...rb.errors].map((e) => e.error.message);
+          const id = (dst: string, spi: number) => ({ daddr: dst, spi, proto: IPPROTO_ESP, family: f.family });
+          // The kernel's view of what we installed, decoded by our codecs, matches what we sent.
+          const kAB = await A.xfrm<XfrmSa>('getSa', id(f.b, r.spiAB));
+          const kBA = await B.xfrm<XfrmSa>('getSa', id(f.a, r.spiBA));
+          r.kernelView = [
+            [kAB, ab(4096n)],
+            [kBA, ba],
+          ].map(([k, want]) => {
+            const diffs: string[] = [];
+            for (const f of ['aead', 'crypt', 'auth', 'encap'] as const) {
+              if (stable(k![f]) !== stable(want![f])) diffs.push(f);
+            }
+            if (k!.info.reqid !== reqid) diffs.push('reqid');
+            if (k!.info.lft.softByteLimit !== want!.info.lft.softByteLimit) diffs.push('lifetime');
+            return diffs.join(',');
+          });
+          r.countersBefore = (await A.xfrm<{ bytes: bigint }>('saCounters', id(f.b, r.spiAB))).bytes;
           const payload = Buffer.from(marker.repeat(Math.ceil(6000 / marker.length)));
           r.tcp = await A.call('tcpExchange', {
             host: f.hostB,
@@ -249,7 +279,6 @@ ip -n a -6 route add 2001:db8:2::/48 via 2001:db8:ff::2 src 2001:db8:1::1 && ip 
             payload,
             timeoutMs: 10_000,
           });
-          const id = (dst: string, spi: number) => ({ daddr: dst, spi, proto: IPPROTO_ESP, family: f.family });
           r.counters = {
             aOut: await A.xfrm('saCounters', id(f.b, r.spiAB)),
             bIn: await B.xfrm('saCounters', id(f.b, r.spiAB)),
