@@ -364,7 +364,12 @@ export class XfrmSocket {
         watchdog = setTimeout(() => {
           for (const seq of mine) {
             const p = this.pending.get(seq);
-            if (p) this.finish(seq, p, new XfrmError(p.op, osConstants.errno.ETIMEDOUT, `no answer in ${this.timeoutMs} ms`));
+            if (p)
+              this.finish(
+                seq,
+                p,
+                new XfrmError(p.op, osConstants.errno.ETIMEDOUT, `no answer in ${this.timeoutMs} ms`),
+              );
           }
         }, this.timeoutMs);
       };

@@ -86,8 +86,14 @@ async function main(): Promise<void> {
   const r1 = await executeXfrm(sock, actions);
   let ms = performance.now() - t;
   if (r1.errors.length) throw new Error(`install: ${r1.errors.length} errors, first: ${r1.errors[0]!.error.message}`);
-  report('install tunnels (2 SA + 3 policies each), batched', (n * 1000) / ms, 'tunnels/s', { tunnels: n, ms: Math.round(ms), planMs: Math.round(planMs) });
-  report('install SA+policy pairs, batched', ((desired.sas.length / 2) * 1000) / ms, 'pairs/s', { note: 'pair = in+out SA with their policies' });
+  report('install tunnels (2 SA + 3 policies each), batched', (n * 1000) / ms, 'tunnels/s', {
+    tunnels: n,
+    ms: Math.round(ms),
+    planMs: Math.round(planMs),
+  });
+  report('install SA+policy pairs, batched', ((desired.sas.length / 2) * 1000) / ms, 'pairs/s', {
+    note: 'pair = in+out SA with their policies',
+  });
   report('install kernel objects, batched', (objects * 1000) / ms, 'objects/s', { objects });
 
   // 2. Dump everything.
@@ -121,11 +127,20 @@ async function main(): Promise<void> {
   t = performance.now();
   const r5 = await applyXfrm(sock, rekeyed, own);
   ms = performance.now() - t;
-  if (r5.errors.length || r5.counts.replaceSa !== churn) throw new Error(`churn reconcile: ${JSON.stringify(r5.counts)}`);
+  if (r5.errors.length || r5.counts.replaceSa !== churn)
+    throw new Error(`churn reconcile: ${JSON.stringify(r5.counts)}`);
   report('reconcile, 1% of SAs rekeyed (dump + diff + replace)', ms, 'ms', { objects, replaced: churn });
 
   // 5. Per-operation latency, one request at a time, on top of the full table.
-  const lat: Record<string, number[]> = { addSa: [], getSa: [], deleteSa: [], addPolicy: [], updatePolicy: [], deletePolicy: [], allocSpi: [] };
+  const lat: Record<string, number[]> = {
+    addSa: [],
+    getSa: [],
+    deleteSa: [],
+    addPolicy: [],
+    updatePolicy: [],
+    deletePolicy: [],
+    allocSpi: [],
+  };
   const extra = desiredFor(500, n + 1000);
   for (let i = 0; i < 500; i++) {
     const s = extra.sas[2 * i]!;
@@ -149,12 +164,23 @@ async function main(): Promise<void> {
     await sock.deleteSa({ daddr: s.info.id.daddr, spi: s.info.id.spi, proto: IPPROTO_ESP, family: AF_INET });
     lat.deleteSa!.push(performance.now() - a);
     a = performance.now();
-    await sock.allocSpi({ saddr: '203.0.113.250', daddr: '192.0.2.1', family: AF_INET, proto: IPPROTO_ESP, mode: XFRM_MODE_TUNNEL, reqid: own.reqidMin });
+    await sock.allocSpi({
+      saddr: '203.0.113.250',
+      daddr: '192.0.2.1',
+      family: AF_INET,
+      proto: IPPROTO_ESP,
+      mode: XFRM_MODE_TUNNEL,
+      reqid: own.reqidMin,
+    });
     lat.allocSpi!.push(performance.now() - a);
   }
   for (const [op, xs] of Object.entries(lat)) {
     const p = percentiles(xs);
-    report(`latency ${op} (single request, ${objects} objects in table)`, p.p50 * 1000, 'µs p50', { p99_us: Math.round(p.p99 * 1000), mean_us: Math.round(p.mean * 1000), samples: xs.length });
+    report(`latency ${op} (single request, ${objects} objects in table)`, p.p50 * 1000, 'µs p50', {
+      p99_us: Math.round(p.p99 * 1000),
+      mean_us: Math.round(p.mean * 1000),
+      samples: xs.length,
+    });
   }
 
   // 6. Unbatched install for comparison (1,000 tunnels one request at a time), then GC of everything.
@@ -163,7 +189,10 @@ async function main(): Promise<void> {
   for (const s of small.sas) await sock.addSa(s);
   for (const p of small.policies) await sock.addPolicy(p);
   ms = performance.now() - t;
-  report('install tunnels, one request at a time', (1000 * 1000) / ms, 'tunnels/s', { tunnels: 1000, ms: Math.round(ms) });
+  report('install tunnels, one request at a time', (1000 * 1000) / ms, 'tunnels/s', {
+    tunnels: 1000,
+    ms: Math.round(ms),
+  });
   t = performance.now();
   const gc = await applyXfrm(sock, { sas: [], policies: [] }, own, { keepLarval: false });
   ms = performance.now() - t;

@@ -19,7 +19,9 @@ export async function run(ctx: BenchContext): Promise<void> {
   });
   const lines = res.output.split('\n').filter((l) => l.startsWith('BENCH '));
   if (res.exitCode !== 0) {
-    throw new Error(`xfrm bench failed in UML (exit ${res.exitCode}, timedOut ${res.timedOut}):\n${res.output.slice(-3000)}`);
+    throw new Error(
+      `xfrm bench failed in UML (exit ${res.exitCode}, timedOut ${res.timedOut}):\n${res.output.slice(-3000)}`,
+    );
   }
   ctx.report({ suite: 'xfrm', name: 'UML boot to script start', value: Math.round(res.bootMs ?? -1), unit: 'ms' });
   for (const l of lines) ctx.report(JSON.parse(l.slice('BENCH '.length)) as BenchResult);
