@@ -13,6 +13,7 @@ import {
   NLM_F_ACK,
   NLM_F_CREATE,
   NLM_F_DUMP,
+  NLM_F_DUMP_INTR,
   NLM_F_EXCL,
   NLM_F_REQUEST,
   NLMSG_DONE,
@@ -448,8 +449,14 @@ export class XfrmSocket {
   /** Sends one request; resolves with the reply messages (for a dump: every message before NLMSG_DONE). */
   async request(op: string, type: number, flags: number, body: Buffer, dump = false): Promise<NlMsg[]> {
     if (dump) {
-      // A netlink socket runs one dump at a time (a second one gets EBUSY): queue them.
-      const run = this.dumpChain.then(() => this.requestNow(op, type, flags, body, true));
+      // A netlink socket runs one dump at a time (a second one gets EBUSY): queue them. A dump the kernel marks
+      // NLM_F_DUMP_INTR (the table changed underneath it) may be inconsistent: run it again (a few times at most).
+      const once = () => this.requestNow(op, type, flags, body, true);
+      const run = this.dumpChain.then(async () => {
+        let msgs = await once();
+        for (let i = 0; i < 3 && msgs.some((m) => m.flags & NLM_F_DUMP_INTR); i++) msgs = await once();
+        return msgs;
+      });
       this.dumpChain = run.then(
         () => undefined,
         () => undefined,

@@ -61,6 +61,7 @@ describe('ESP through kernel SAs installed by src/xfrm (UML)', () => {
     if (!r) return;
     expect(r.error).toBeUndefined();
     expect(r.applyErrors).toEqual([]);
+    expect(r.secondPlanActions).toBe(0);
     // GETSA, decoded by our codecs, returns exactly the algorithms, keys, encapsulation and limits we installed.
     expect(r.kernelView).toEqual(['', '']);
     expect(r.countersBefore).toBe(0n);

@@ -64,6 +64,7 @@ export interface ComboResult {
   applyErrors: string[];
   /** Per SA (a->b in A, b->a in B): attributes where the kernel's GETSA answer differs from what we installed. */
   kernelView?: string[];
+  secondPlanActions?: number;
   countersBefore?: bigint;
   tcp?: { bytes: number; equal: boolean };
   counters?: {
@@ -254,6 +255,12 @@ ip -n a -6 route add 2001:db8:2::/48 via 2001:db8:ff::2 src 2001:db8:1::1 && ip 
             B.call<Res>('apply', { desired: { sas: [ab(), ba], policies: [...polB, ...bypass] }, own }),
           ]);
           r.applyErrors = [...ra.errors, ...rb.errors].map((e) => e.error.message);
+          // Idempotence against a real kernel holding SAs: the same desired state again plans nothing.
+          const [pa, pb] = await Promise.all([
+            A.call<unknown[]>('plan', { desired: { sas: [ab(4096n), ba], policies: [...polA, ...bypass] }, own }),
+            B.call<unknown[]>('plan', { desired: { sas: [ab(), ba], policies: [...polB, ...bypass] }, own }),
+          ]);
+          r.secondPlanActions = pa.length + pb.length;
           const id = (dst: string, spi: number) => ({ daddr: dst, spi, proto: IPPROTO_ESP, family: f.family });
           // The kernel's view of what we installed, decoded by our codecs, matches what we sent.
           const kAB = await A.xfrm<XfrmSa>('getSa', id(f.b, r.spiAB));
