@@ -55,20 +55,7 @@ export function saKey(sa: {
 }
 
 function selKey(s: XfrmSelector): string {
-  return [
-    s.family,
-    canonicalAddress(s.saddr),
-    s.prefixlenS,
-    canonicalAddress(s.daddr),
-    s.prefixlenD,
-    s.proto,
-    s.sport & s.sportMask,
-    s.sportMask,
-    s.dport & s.dportMask,
-    s.dportMask,
-    s.ifindex,
-    s.user,
-  ].join(',');
+  return `${s.family},${canonicalAddress(s.saddr)}/${s.prefixlenS},${canonicalAddress(s.daddr)}/${s.prefixlenD},${s.proto},${s.sport & s.sportMask}/${s.sportMask},${s.dport & s.dportMask}/${s.dportMask},${s.ifindex},${s.user}`;
 }
 
 export function policyKey(p: XfrmPolicy): string {
@@ -97,7 +84,16 @@ const bufEq = (a: Buffer | undefined, b: Buffer | undefined): boolean =>
   a === b || (a !== undefined && b !== undefined && a.equals(b));
 
 function lftEq(a: XfrmLifetimeCfg, b: XfrmLifetimeCfg): boolean {
-  return (Object.keys(a) as (keyof XfrmLifetimeCfg)[]).every((k) => a[k] === b[k]);
+  return (
+    a.softByteLimit === b.softByteLimit &&
+    a.hardByteLimit === b.hardByteLimit &&
+    a.softPacketLimit === b.softPacketLimit &&
+    a.hardPacketLimit === b.hardPacketLimit &&
+    a.softAddExpiresSeconds === b.softAddExpiresSeconds &&
+    a.hardAddExpiresSeconds === b.hardAddExpiresSeconds &&
+    a.softUseExpiresSeconds === b.softUseExpiresSeconds &&
+    a.hardUseExpiresSeconds === b.hardUseExpiresSeconds
+  );
 }
 
 /** Why the SA's keying differs (requires replace), or undefined. */
@@ -141,21 +137,21 @@ function saSoftDiff(want: XfrmSa, have: XfrmSa): string | undefined {
   return undefined;
 }
 
-function tmplKey(t: XfrmUserTmpl): string {
-  return [
-    t.family,
-    canonicalAddress(t.saddr),
-    canonicalAddress(t.id.daddr),
-    t.id.spi,
-    t.id.proto,
-    t.reqid,
-    t.mode,
-    t.share,
-    t.optional,
-    t.aalgos >>> 0,
-    t.ealgos >>> 0,
-    t.calgos >>> 0,
-  ].join(',');
+function tmplEq(a: XfrmUserTmpl, b: XfrmUserTmpl): boolean {
+  return (
+    a.family === b.family &&
+    a.id.spi >>> 0 === b.id.spi >>> 0 &&
+    a.id.proto === b.id.proto &&
+    a.reqid === b.reqid &&
+    a.mode === b.mode &&
+    a.share === b.share &&
+    a.optional === b.optional &&
+    a.aalgos >>> 0 === b.aalgos >>> 0 &&
+    a.ealgos >>> 0 === b.ealgos >>> 0 &&
+    a.calgos >>> 0 === b.calgos >>> 0 &&
+    canonicalAddress(a.saddr) === canonicalAddress(b.saddr) &&
+    canonicalAddress(a.id.daddr) === canonicalAddress(b.id.daddr)
+  );
 }
 
 function policyDiff(want: XfrmPolicy, have: XfrmPolicy): string | undefined {
@@ -166,7 +162,9 @@ function policyDiff(want: XfrmPolicy, have: XfrmPolicy): string | undefined {
   if (w.flags !== h.flags) return 'flags';
   if (w.share !== h.share) return 'share';
   if (!lftEq(w.lft, h.lft)) return 'lifetime';
-  if (want.tmpls.map(tmplKey).join(';') !== have.tmpls.map(tmplKey).join(';')) return 'templates';
+  if (want.tmpls.length !== have.tmpls.length || want.tmpls.some((t, i) => !tmplEq(t, have.tmpls[i]!))) {
+    return 'templates';
+  }
   return undefined;
 }
 
