@@ -11,6 +11,14 @@ import { fromWire } from './support/wire.js';
 
 interface MatrixOutput {
   results: ComboResult[];
+  hard: {
+    ok: boolean;
+    error?: string;
+    hardExpire?: boolean;
+    saGone?: boolean;
+    tcpAfter?: string;
+    acquireAfter?: boolean;
+  };
   acquire: {
     ok: boolean;
     error?: string;
@@ -82,6 +90,14 @@ describe('ESP through kernel SAs installed by src/xfrm (UML)', () => {
     expect(r.plaintextInControl).toBe(true);
     // Garbage collection removed every owned SA and policy.
     expect(r.ownedLeftAfterGc).toBe(0);
+  });
+
+  it('a hard packet limit produces a hard EXPIRE, the kernel drops the SA, and traffic stops (no plaintext fallback)', () => {
+    expect(out.hard.error).toBeUndefined();
+    expect(out.hard.hardExpire).toBe(true);
+    expect(out.hard.saGone).toBe(true);
+    expect(out.hard.tcpAfter).not.toBe('echoed');
+    expect(out.hard.acquireAfter).toBe(true);
   });
 
   it('a trap policy without SA produces an ACQUIRE event', () => {

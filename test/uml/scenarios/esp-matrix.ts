@@ -325,6 +325,78 @@ ip -n a -6 route add 2001:db8:2::/48 via 2001:db8:ff::2 src 2001:db8:1::1 && ip 
       }
     }
   }
+  // Hard limit: A's outbound SA may carry 4 packets; the kernel then sends a hard EXPIRE and removes the SA, and the
+  // tunnel policy (no SA any more) keeps the traffic from leaving in plaintext.
+  const hard: {
+    ok: boolean;
+    error?: string;
+    hardExpire?: boolean;
+    saGone?: boolean;
+    tcpAfter?: string;
+    acquireAfter?: boolean;
+  } = {
+    ok: false,
+  };
+  try {
+    const f = FAMILIES.ipv4;
+    const reqid = own.reqidMax - 1;
+    const algs = ALGORITHMS.aes128gcm16(() => randomBytes(20));
+    const out = sa({ src: f.a, dst: f.b, spi: 0xd0000001, family: f.family, reqid, algs, encap: false });
+    out.info.lft.hardPacketLimit = 4n;
+    const back = sa({ src: f.b, dst: f.a, spi: 0xd0000002, family: f.family, reqid, algs, encap: false });
+    const inB = sa({ src: f.a, dst: f.b, spi: 0xd0000001, family: f.family, reqid, algs, encap: false });
+    const pa = tunnelPolicies({
+      localSubnet: f.netA,
+      remoteSubnet: f.netB,
+      localAddress: f.a,
+      remoteAddress: f.b,
+      reqid,
+    });
+    const pb = tunnelPolicies({
+      localSubnet: f.netB,
+      remoteSubnet: f.netA,
+      localAddress: f.b,
+      remoteAddress: f.a,
+      reqid,
+    });
+    await A.call('apply', { desired: { sas: [out, back], policies: pa }, own });
+    await B.call('apply', { desired: { sas: [inB, back], policies: pb }, own });
+    const payload = Buffer.alloc(20_000, 0x41);
+    await A.call('tcpExchange', { host: f.hostB, port: 5000, localAddress: f.hostA, payload, timeoutMs: 3000 }).catch(
+      () => {},
+    );
+    await A.waitEvent<{ kind: string; hard: boolean; sa: { info: { id: { spi: number } } } }>(
+      (e) => e.kind === 'expire' && e.hard && e.sa.info.id.spi === 0xd0000001,
+      5000,
+    );
+    hard.hardExpire = true;
+    hard.saGone = await A.xfrm('getSa', { daddr: f.b, spi: 0xd0000001, proto: IPPROTO_ESP, family: f.family }).then(
+      () => false,
+      (e: { code?: string }) => e.code === 'ESRCH' || e.code === 'ENOENT',
+    );
+    hard.tcpAfter = await A.call<{ equal: boolean }>('tcpExchange', {
+      host: f.hostB,
+      port: 5000,
+      localAddress: f.hostA,
+      payload: Buffer.from('after-hard-expire'),
+      timeoutMs: 1500,
+    }).then(
+      (r) => (r.equal ? 'echoed' : 'partial'),
+      (e: Error) => e.message,
+    );
+    // With its SA gone, the tunnel policy asks for a new one: ACQUIRE for the same flow.
+    hard.acquireAfter = A.events.some(
+      (e) => (e as { kind: string; acquire?: { sel: { daddr: string } } }).acquire?.sel.daddr === f.hostB,
+    );
+    hard.ok = true;
+  } catch (err) {
+    hard.error = (err as Error).message;
+  }
+  await Promise.all([
+    A.call('apply', { desired: { sas: [], policies: [] }, own }).catch(() => {}),
+    B.call('apply', { desired: { sas: [], policies: [] }, own }).catch(() => {}),
+  ]);
+
   // ACQUIRE: a trap policy without SA; the first packet makes the kernel ask for one.
   const acquire: { ok: boolean; error?: string; event?: unknown; larvalCollected?: number } = { ok: false };
   try {
@@ -338,7 +410,10 @@ ip -n a -6 route add 2001:db8:2::/48 via 2001:db8:ff::2 src 2001:db8:1::1 && ip 
     });
     await A.call('apply', { desired: { sas: [], policies: pol }, own });
     await A.call('udpSend', { family: 4, host: '198.18.3.1', port: 9 }).catch(() => {});
-    acquire.event = await A.waitEvent<{ kind: string }>((e) => e.kind === 'acquire', 5000);
+    acquire.event = await A.waitEvent<{ kind: string; acquire: { sel: { daddr: string } } }>(
+      (e) => e.kind === 'acquire' && e.acquire.sel.daddr === '198.18.3.1',
+      5000,
+    );
     acquire.ok = true;
     // The kernel's larval SA for the acquire is owned (template reqid) and is garbage-collected at start-up.
     const gc = await A.call<{ counts: { deleteSa: number } }>('apply', { desired: { sas: [], policies: [] }, own });
@@ -369,7 +444,7 @@ ip -n a -6 route add 2001:db8:2::/48 via 2001:db8:ff::2 src 2001:db8:1::1 && ip 
   await B.stop();
   sh('ip netns del a; ip netns del b');
   process.stdout.write(
-    `RESULT ${toWire({ captureLog, results, acquire, workersMs, totalMs: performance.now() - t0, wireLines: text.split('\n').length })}\n`,
+    `RESULT ${toWire({ captureLog, results, hard, acquire, workersMs, totalMs: performance.now() - t0, wireLines: text.split('\n').length })}\n`,
   );
 }
 
