@@ -435,9 +435,11 @@ export class Engine {
     if (interval <= 0) return;
     const since = this.ports.clock.now() - sa.lastInbound;
     // Next look when the SA will have been quiet for a full interval (or a full interval from now after a check).
-    sa.setTimer('dpd', since >= interval ? interval : interval - since, () => {
+    // (1 ms of slack so that fractional clocks cannot make the remaining wait vanish)
+    const quiet = (t: number) => t >= interval - 1;
+    sa.setTimer('dpd', quiet(since) ? interval : interval - since, () => {
       if (sa.state !== 'established') return;
-      if (this.ports.clock.now() - sa.lastInbound >= interval && !sa.tm.hasOutstanding()) this.checkLiveness(sa);
+      if (quiet(this.ports.clock.now() - sa.lastInbound) && !sa.tm.hasOutstanding()) this.checkLiveness(sa);
       this.scheduleDpd(sa);
     });
   }
@@ -448,13 +450,14 @@ export class Engine {
       const sa = owner();
       if (!sa || sa.state === 'destroyed' || child.state === 'deleted') return;
       void sa.tm.serialise(fn, `child ${name}`);
-    });
+    }, `child${child.uid}:${name}`);
     child.timers.push(cancel);
   }
 
   private queueChildRekey(child: ChildSa): void {
     const sa = child.owner as IkeSa;
-    if (child.state !== 'installed') return;
+    // Not when it is already being replaced (we answered the peer's rekey of it).
+    if (child.state !== 'installed' || child.replacedBy) return;
     if (sa.state !== 'established') {
       // The IKE SA is being rekeyed or deleted: try again shortly on whichever SA owns the CHILD SA then.
       this.childTimer(child, 'rekey', 1000, () => this.queueChildRekey(child));

@@ -27,7 +27,8 @@ export interface Clock {
   now(): number;
   /** Wall-clock milliseconds since the epoch, for status timestamps only (never for timeouts). */
   wallNow(): number;
-  setTimer(delayMs: number, fn: () => void): Cancel;
+  /** `label` names the timer for diagnostics (fake clocks show it). */
+  setTimer(delayMs: number, fn: () => void, label?: string): Cancel;
 }
 
 /** Traffic selector range as the kernel needs it. */

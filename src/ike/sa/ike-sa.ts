@@ -373,7 +373,7 @@ export class IkeSa implements TaskManagerHost<IkeMessage, IkeMessage> {
       this.timers.delete(name);
       if (this.state === 'destroyed') return;
       void this.tm.serialise(fn, `timer ${name}`);
-    });
+    }, `sa${this.uid}:${name}`);
     this.timers.set(name, cancel);
   }
 

@@ -83,3 +83,17 @@ export function allWithin(chosen: readonly TrafficSelector[], proposed: readonly
 export function describeSelectors(list: readonly TrafficSelector[]): string {
   return list.length === 0 ? '(none)' : list.map(formatSelector).join(', ');
 }
+
+/** A rough size of a selector set (addresses x ports x protocols), to prefer the most specific configuration. */
+export function selectorVolume(list: readonly AddressRangeSelector[]): number {
+  let total = 0;
+  for (const ts of list) {
+    let addresses = 1;
+    for (let i = 0; i < ts.startAddress.length; i++) {
+      addresses = addresses * 256 + (ts.endAddress[i]! - ts.startAddress[i]!);
+    }
+    const ports = ts.endPort - ts.startPort + 1;
+    total += (addresses + 1) * ports * (ts.ipProtocol === 0 ? 256 : 1);
+  }
+  return total;
+}

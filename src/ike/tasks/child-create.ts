@@ -26,7 +26,7 @@ import { ChildSa } from '../sa/child-sa.js';
 import type { ChildConfig } from '../sa/config.js';
 import type { Failure } from '../sa/events.js';
 import { bytesToSpi, type IkeSa, IkeSa as Sa, spiToBytes } from '../sa/ike-sa.js';
-import { allWithin, describeSelectors, narrow } from '../sa/traffic-selectors.js';
+import { allWithin, describeSelectors, narrow, selectorVolume } from '../sa/traffic-selectors.js';
 import type { Task, TaskStatus } from './task.js';
 
 function compareBytes(a: Uint8Array, b: Uint8Array): number {
@@ -372,9 +372,16 @@ export class ChildCreateTask implements Task<IkeMessage, IkeMessage> {
       }
       config = rekey.config;
     } else {
-      config = sa.config.children.find(
+      // Of the CHILD configurations the proposal fits, take the most specific (strongSwan does the same), so a
+      // narrow CHILD SA (one port) is not mistaken for a wide one that also covers it.
+      const fits = sa.config.children.filter(
         (c) => narrow(tsi.selectors, c.remoteTs).length > 0 && narrow(tsr.selectors, c.localTs).length > 0,
       );
+      const exact = fits.filter((c) => allWithin(tsi.selectors, c.remoteTs) && allWithin(tsr.selectors, c.localTs));
+      const pool = exact.length > 0 ? exact : fits;
+      config = pool.sort(
+        (x, y) => selectorVolume([...x.localTs, ...x.remoteTs]) - selectorVolume([...y.localTs, ...y.remoteTs]),
+      )[0];
     }
     if (!config) {
       return this.reject(res, NotifyType.TS_UNACCEPTABLE, {

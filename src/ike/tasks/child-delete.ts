@@ -49,6 +49,24 @@ export class ChildDeleteTask implements Task<IkeMessage, IkeMessage> {
   }
 
   abort(): void {
-    for (const c of this.sent) if (c.state === 'deleting') void this.sa.uninstall(c, this.reason);
+    // The exchange never completed. If the CHILD SAs moved to a rekeyed IKE SA, delete them through it (the peer
+    // must hear of it); otherwise their IKE SA is gone and so are they.
+    handOver(this.sa, this.sent.length > 0 ? this.sent : this.pending(), this.reason);
   }
+}
+
+/** Delete CHILD SAs that an aborted task was removing: via their current IKE SA if it lives, else locally. */
+export function handOver(from: IkeSa, children: ChildSa[], reason: string): void {
+  const byOwner = new Map<IkeSa, ChildSa[]>();
+  for (const c of children) {
+    if (c.state === 'deleted') continue;
+    const owner = (c.owner as IkeSa | undefined) ?? from;
+    if (owner !== from && owner.state === 'established') {
+      c.state = 'installed';
+      byOwner.set(owner, [...(byOwner.get(owner) ?? []), c]);
+    } else {
+      void owner.uninstall(c, reason);
+    }
+  }
+  for (const [owner, list] of byOwner) owner.queue([new ChildDeleteTask(owner, list, reason)]);
 }

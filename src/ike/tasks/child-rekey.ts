@@ -10,6 +10,7 @@ import { ExchangeType, PayloadType, ProtocolId } from '../constants.js';
 import type { ChildSa } from '../sa/child-sa.js';
 import { type IkeSa, spiToBytes } from '../sa/ike-sa.js';
 import { ChildCreateTask, isLower } from './child-create.js';
+import { handOver } from './child-delete.js';
 import type { Task, TaskStatus } from './task.js';
 
 export class ChildRekeyTask implements Task<IkeMessage, IkeMessage> {
@@ -32,7 +33,7 @@ export class ChildRekeyTask implements Task<IkeMessage, IkeMessage> {
   ready(): boolean {
     if (this.phase === 'delete') return this.toDelete.some((c) => c.state !== 'deleted');
     // 'rekeying' when this task is retrying (INVALID_KE_PAYLOAD asked for another PFS group).
-    const state = this.create ? this.old.state === 'rekeying' : this.old.state === 'installed';
+    const state = this.create ? this.old.state === 'rekeying' : this.old.state === 'installed' && !this.old.replacedBy;
     return state && this.sa.state === 'established' && this.sa.children.includes(this.old);
   }
 
@@ -82,7 +83,7 @@ export class ChildRekeyTask implements Task<IkeMessage, IkeMessage> {
     const created = this.create!.child!;
     const theirs =
       old.replacedBy && old.replacedBy !== created && old.replacedBy.state !== 'deleted' ? old.replacedBy : undefined;
-    if (old.state === 'deleted') {
+    if (!theirs && old.state === 'deleted') {
       // The peer deleted the old CHILD SA meanwhile (rekey vs delete): the new one simply stands.
       this.outcome = 'rekeyed';
       return 'done';
@@ -97,10 +98,12 @@ export class ChildRekeyTask implements Task<IkeMessage, IkeMessage> {
       // The peer won: its CHILD SA may send once the old one is gone; ours never carried our traffic longer.
     } else {
       this.outcome = theirs ? 'won-collision' : 'rekeyed';
-      old.state = 'rekeyed';
+      // (the old one may already be gone if the peer, resolving the same collision, deleted it)
+      this.toDelete = old.state === 'deleted' ? [] : [old];
+      if (old.state !== 'deleted') old.state = 'rekeyed';
       old.replacedBy = created;
-      this.toDelete = [old];
       if (theirs) theirs.state = 'rekeyed';
+      if (this.toDelete.length === 0) return 'done';
     }
     this.phase = 'delete';
     return 'again';
@@ -109,5 +112,12 @@ export class ChildRekeyTask implements Task<IkeMessage, IkeMessage> {
   abort(): void {
     this.create?.abort();
     if (this.old.state === 'rekeying') this.old.state = 'installed';
+    if (this.phase === 'delete') {
+      handOver(this.sa, this.toDelete, 'rekeyed');
+    } else if (this.old.state === 'installed') {
+      // Not rekeyed after all (e.g. the IKE SA moved on): rekey it soon through whichever IKE SA owns it now.
+      const owner = (this.old.owner as IkeSa | undefined) ?? this.sa;
+      if (owner.state === 'established') owner.ctx.scheduleChildRekey(owner, this.old, 1000 + owner.jitter(2000));
+    }
   }
 }

@@ -18,6 +18,25 @@ import { isLower, lowerNonce } from './child-create.js';
 import { deriveKeys, suiteOf } from './ike-init.js';
 import type { Task, TaskStatus } from './task.js';
 
+/**
+ * Mark an IKE SA as replaced. Whoever must delete it (RFC 7296 §2.18, §2.8.2) normally does so within a round trip;
+ * if that DELETE never arrives, the SA goes quietly once every retransmission could have come and gone.
+ */
+function retire(sa: IkeSa): void {
+  if (sa.state === 'destroyed') return;
+  sa.state = 'rekeyed';
+  const r = sa.config.retransmit;
+  const window = (r.timeoutMs * (r.base ** (r.tries + 1) - 1)) / (r.base - 1);
+  sa.setTimer('retired', Math.min(window, r.maxTimeoutMs !== undefined ? r.maxTimeoutMs * (r.tries + 1) : window) + 10_000, () => {
+    if (sa.state === 'rekeyed') sa.destroy('replaced by a rekeyed IKE SA');
+  });
+}
+
+/** Whether a CHILD SA of the IKE SA is between states (being created, rekeyed or deleted). */
+function busy(sa: IkeSa): boolean {
+  return sa.children.some((c) => c.state !== 'installed' || c.pendingOutbound !== undefined || c.replacedBy !== undefined);
+}
+
 /** Move the CHILD SAs of `from` to `to` (they keep their kernel state; only their owner changes). */
 export function moveChildren(from: IkeSa, to: IkeSa): void {
   for (const c of from.children) {
@@ -88,7 +107,15 @@ export class IkeRekeyTask implements Task<IkeMessage, IkeMessage> {
 
   ready(): boolean {
     if (this.phase === 'delete') return this.deleteTarget !== undefined && this.deleteTarget.state !== 'destroyed';
-    return this.sa.state === 'established';
+    // Not while a CHILD SA is half-way through an exchange: it would be stranded on the old IKE SA (strongSwan
+    // waits the same way). abort() schedules another try.
+    return this.sa.state === 'established' && !busy(this.sa);
+  }
+
+  abort(): void {
+    if (this.phase === 'create' && this.sa.state === 'established') {
+      this.sa.ctx.scheduleIkeRekey(this.sa, 2000 + this.sa.jitter(3000));
+    }
   }
 
   // ---- initiator -----------------------------------------------------------------------------------------------
@@ -172,23 +199,23 @@ export class IkeRekeyTask implements Task<IkeMessage, IkeMessage> {
     if (theirs && isLower(next.lowestNonce!, theirs.lowestNonce!)) {
       // Lost the collision: ours is redundant. Children stay with the peer's new SA; we delete ours.
       this.outcome = 'lost-collision';
-      next.state = 'rekeyed';
+      retire(next);
       next.replacedBy = theirs;
       next.established();
-      next.state = 'rekeyed';
+      retire(next);
       next.queue([new IkeDeleteRedundant(next)]);
       return 'done';
     }
     if (theirs) {
       this.outcome = 'won-collision';
       moveChildren(theirs, next);
-      theirs.state = 'rekeyed';
+      retire(theirs);
       theirs.replacedBy = next;
     } else {
       this.outcome = 'rekeyed';
     }
     moveChildren(sa, next);
-    sa.state = 'rekeyed';
+    retire(sa);
     sa.replacedBy = next;
     next.established();
     sa.ctx.emit({ type: 'ike-rekeyed', old: sa.ref(), sa: next.ref() });
@@ -201,7 +228,10 @@ export class IkeRekeyTask implements Task<IkeMessage, IkeMessage> {
 
   processRequest(req: IkeMessage): void {
     const sa = this.sa;
-    if (sa.state !== 'established') {
+    // RFC 7296 §2.25.2: refuse while CHILD SA exchanges are in flight (a simultaneous IKE rekey is a collision,
+    // resolved by the nonces below).
+    const othersInFlight = sa.tm.outstandingTasks().some((t) => !(t instanceof IkeRekeyTask));
+    if (sa.state !== 'established' || busy(sa) || othersInFlight) {
       this.error = { notify: NotifyType.TEMPORARY_FAILURE };
       return;
     }
@@ -273,7 +303,7 @@ export class IkeRekeyTask implements Task<IkeMessage, IkeMessage> {
     const ours = sa.replacedBy;
     if (!ours || ours.state === 'destroyed') {
       moveChildren(sa, next);
-      sa.state = 'rekeyed';
+      retire(sa);
       sa.replacedBy = next;
       next.established();
       sa.ctx.emit({ type: 'ike-rekeyed', old: sa.ref(), sa: next.ref() });

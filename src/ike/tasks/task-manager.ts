@@ -137,6 +137,11 @@ export class TaskManager<In, Out> {
     return [...active, ...this.continuing.flat(), ...this.queued.flat()];
   }
 
+  /** Tasks whose request is on the wire now. */
+  outstandingTasks(): Task<In, Out>[] {
+    return [...this.outstanding.values()].flatMap((o) => o.tasks);
+  }
+
   hasOutstanding(): boolean {
     return this.outstanding.size > 0;
   }
@@ -247,7 +252,7 @@ export class TaskManager<In, Out> {
   private armRetransmit(o: Outstanding<In, Out>): void {
     o.timer = this.host.clock.setTimer(this.retransmitDelay(o.tries), () => {
       void this.serialise(() => this.onRetransmitTimer(o), 'retransmit');
-    });
+    }, `retransmit:${o.messageId}`);
   }
 
   private onRetransmitTimer(o: Outstanding<In, Out>): void {
