@@ -254,6 +254,86 @@ describe('xfrm policies through our netlink code (host kernel, fresh netns)', ()
     expect(after.map((p) => p.index).sort()).toEqual(before.map((p) => p.index).sort());
   });
 
+  it('with mark ownership only marked objects are ours: unmarked state in our reqid range is left alone', async () => {
+    const { ns, w } = await netns();
+    const ownM = { ...own, mark: { v: 0x5a00, m: 0xff00 } };
+    const reqid = String(R);
+    // Unmarked, our reqid: not ours under mark ownership.
+    ip(
+      '-n',
+      ns,
+      'xfrm',
+      'policy',
+      'add',
+      'src',
+      '198.18.5.0/24',
+      'dst',
+      '198.18.6.0/24',
+      'dir',
+      'out',
+      'tmpl',
+      'src',
+      '192.0.2.1',
+      'dst',
+      '192.0.2.6',
+      'proto',
+      'esp',
+      'reqid',
+      reqid,
+      'mode',
+      'tunnel',
+    );
+    // Marked leftover: ours, and unwanted.
+    ip(
+      '-n',
+      ns,
+      'xfrm',
+      'policy',
+      'add',
+      'src',
+      '198.18.5.0/24',
+      'dst',
+      '198.18.7.0/24',
+      'dir',
+      'out',
+      'mark',
+      '0x5a00',
+      'mask',
+      '0xff00',
+      'tmpl',
+      'src',
+      '192.0.2.1',
+      'dst',
+      '192.0.2.7',
+      'proto',
+      'esp',
+      'reqid',
+      reqid,
+      'mode',
+      'tunnel',
+    );
+    const desired = tunnelPolicies({
+      localSubnet: '198.18.1.0/24',
+      remoteSubnet: '198.18.2.0/24',
+      localAddress: '192.0.2.1',
+      remoteAddress: '192.0.2.2',
+      reqid: R,
+      mark: ownM.mark,
+    });
+    const res = await w.call<ApplyResult>('apply', { desired: { sas: [], policies: desired }, own: ownM });
+    expect(res.errors).toEqual([]);
+    expect(res.counts).toMatchObject({ addPolicy: 3, deletePolicy: 1 });
+    const after = parseIpXfrmPolicies(ip('-n', ns, '-s', 'xfrm', 'policy'));
+    expect(after.map((p) => p.dst).sort()).toEqual([
+      '198.18.1.0/24',
+      '198.18.1.0/24',
+      '198.18.2.0/24',
+      '198.18.6.0/24',
+    ]);
+    expect(after.find((p) => p.dst === '198.18.6.0/24')?.mark).toBeUndefined();
+    expect(after.filter((p) => p.mark === '0x5a00/0xff00')).toHaveLength(3);
+  });
+
   it('on EEXIST an add becomes a replace', async () => {
     const { ns, w } = await netns();
     const [out] = desiredPolicies();
