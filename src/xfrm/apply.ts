@@ -20,7 +20,7 @@
 import { canonicalAddress } from './address.js';
 import { XFRM_POLICY_TYPE_MAIN } from './constants.js';
 import type { XfrmPolicy, XfrmSa } from './messages.js';
-import { isOwnedPolicy, isOwnedSa, markEquals, type Ownership } from './ownership.js';
+import { isOwnedPolicy, isOwnedSa, type Ownership } from './ownership.js';
 import type { PolicyId, SaId, XfrmError, XfrmRequest } from './socket.js';
 import { XfrmSocket } from './socket.js';
 import type { XfrmLifetimeCfg, XfrmSelector, XfrmUserTmpl } from './structs.js';
@@ -302,12 +302,10 @@ export async function executeXfrm(sock: XfrmSocket, actions: readonly XfrmAction
     res.forEach((e, j) => {
       if (!e) return;
       const i = owner[j]!;
-      const a = list[i]!;
       const r = reqs[j]!;
       // A replace's delete may find nothing (already gone); a delete of something already gone is success.
       if ((r.op === 'deleteSa' || r.op === 'deletePolicy') && (e.code === 'ESRCH' || e.code === 'ENOENT')) return;
       if (!failed.has(i)) failed.set(i, e);
-      void a;
     });
     for (const [i, e] of failed) {
       const a = list[i]!;
@@ -347,5 +345,3 @@ export async function garbageCollect(
 ): Promise<ApplyResult> {
   return applyXfrm(sock, keep, own, { keepLarval: false });
 }
-
-export { markEquals };
