@@ -61,6 +61,8 @@ export class Engine {
     initRejectedNoConfig: 0,
   };
   private readonly byLocalSpi = new Map<string, IkeSa>();
+  /** IKE SAs by peer configuration name. */
+  private readonly byPeer = new Map<string, Set<IkeSa>>();
   /** Responder SAs by initiator SPI and source, for retransmitted IKE_SA_INIT requests. */
   private readonly halfOpen = new Map<string, IkeSa>();
   private readonly listeners: EngineListener[] = [];
@@ -103,13 +105,12 @@ export class Engine {
 
   /** Established IKE SAs of a peer configuration. */
   established(peer: string): IkeSa[] {
-    return this.ikeSas().filter((s) => s.config.name === peer && s.state === 'established');
+    return [...(this.byPeer.get(peer) ?? [])].filter((s) => s.state === 'established');
   }
 
+  /** Responder IKE SAs still negotiating (what the cookie threshold counts). */
   halfOpenCount(): number {
-    let n = 0;
-    for (const sa of this.byLocalSpi.values()) if (!sa.originalInitiator && sa.state === 'connecting') n++;
-    return n;
+    return this.halfOpen.size;
   }
 
   // ---- starting and stopping -----------------------------------------------------------------------------------
@@ -139,8 +140,7 @@ export class Engine {
   /** Delete every IKE SA of a peer (sending DELETE), e.g. when its configuration is removed. */
   terminate(peer: string, reason = 'terminated'): void {
     this.restartPending.delete(peer);
-    for (const sa of this.ikeSas()) {
-      if (sa.config.name !== peer) continue;
+    for (const sa of [...(this.byPeer.get(peer) ?? [])]) {
       if (sa.state === 'established') sa.queue([new IkeDeleteTask(sa, reason)]);
       else sa.destroy(reason);
     }
@@ -286,6 +286,7 @@ export class Engine {
     });
     this.ctx.register(sa);
     this.halfOpen.set(key, sa);
+    sa.halfOpenKey = key;
     sa.setTimer('half-open', sa.config.halfOpenTimeoutMs, () => {
       if (sa.state === 'connecting') sa.destroy('half-open timeout');
     });
@@ -356,12 +357,15 @@ export class Engine {
       emit: (e) => engine.emit(e),
       register(sa) {
         engine.byLocalSpi.set(spiHex(sa.localSpi), sa);
+        engine.indexPeer(sa, undefined);
       },
       unregister(sa) {
         const key = spiHex(sa.localSpi);
         if (engine.byLocalSpi.get(key) === sa) engine.byLocalSpi.delete(key);
-        for (const [k, v] of engine.halfOpen) if (v === sa) engine.halfOpen.delete(k);
+        if (sa.halfOpenKey !== undefined) engine.halfOpen.delete(sa.halfOpenKey);
+        engine.byPeer.get(sa.config.name)?.delete(sa);
       },
+      configChanged: (sa, oldName) => engine.indexPeer(sa, oldName),
       nextUid: () => ++engine.uid,
       reqidFor(peer, child) {
         const key = `${peer}\u0000${child}`;
@@ -388,7 +392,7 @@ export class Engine {
         engine.policyUsers.delete(key);
         return true;
       },
-      sasOfPeer: (name) => engine.ikeSas().filter((s) => s.config.name === name && s.state !== 'destroyed'),
+      sasOfPeer: (name) => [...(engine.byPeer.get(name) ?? [])].filter((s) => s.state !== 'destroyed'),
       onIkeEstablished: (sa) => engine.scheduleIke(sa),
       onChildInstalled: (sa, child) => engine.scheduleChild(sa, child),
       scheduleChildRekey(sa, child, delayMs) {
@@ -409,9 +413,22 @@ export class Engine {
     };
   }
 
+  private indexPeer(sa: IkeSa, oldName: string | undefined): void {
+    if (oldName !== undefined) this.byPeer.get(oldName)?.delete(sa);
+    let set = this.byPeer.get(sa.config.name);
+    if (!set) {
+      set = new Set();
+      this.byPeer.set(sa.config.name, set);
+    }
+    set.add(sa);
+  }
+
   /** Rekey and hard-expiry timers of an established IKE SA, and its liveness checks. */
   private scheduleIke(sa: IkeSa): void {
-    for (const [k, v] of this.halfOpen) if (v === sa) this.halfOpen.delete(k);
+    if (sa.halfOpenKey !== undefined) {
+      this.halfOpen.delete(sa.halfOpenKey);
+      sa.halfOpenKey = undefined;
+    }
     const life = sa.config.ikeLifetime;
     if (life.rekeyMs > 0) {
       const delay = life.rekeyMs - sa.jitter(life.jitterMs);
@@ -446,11 +463,15 @@ export class Engine {
 
   private childTimer(child: ChildSa, name: string, delayMs: number, fn: () => void): void {
     const owner = () => child.owner as IkeSa;
-    const cancel = this.ports.clock.setTimer(Math.max(0, delayMs), () => {
-      const sa = owner();
-      if (!sa || sa.state === 'destroyed' || child.state === 'deleted') return;
-      void sa.tm.serialise(fn, `child ${name}`);
-    }, `child${child.uid}:${name}`);
+    const cancel = this.ports.clock.setTimer(
+      Math.max(0, delayMs),
+      () => {
+        const sa = owner();
+        if (!sa || sa.state === 'destroyed' || child.state === 'deleted') return;
+        void sa.tm.serialise(fn, `child ${name}`);
+      },
+      `child${child.uid}:${name}`,
+    );
     child.timers.push(cancel);
   }
 
@@ -499,7 +520,7 @@ export class Engine {
     this.restartPending.add(config.name);
     this.ports.clock.setTimer(delay, () => {
       if (!this.restartPending.delete(config.name) || this.stopped) return;
-      const live = this.ikeSas().some((s) => s.config.name === config.name && s.state !== 'destroyed');
+      const live = [...(this.byPeer.get(config.name) ?? [])].some((s) => s.state !== 'destroyed');
       if (!live) this.initiate(config);
     });
     void reason;

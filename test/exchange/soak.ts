@@ -87,7 +87,10 @@ export async function soakSeed(seed: number, options: SoakOptions = {}): Promise
       result.reason = `did not settle: a=${a.engine.ikeSas().map((s) => `${s.state}/${s.children.map((c) => c.state).join(',')}`)} b=${b.engine.ikeSas().map((s) => `${s.state}/${s.children.map((c) => c.state).join(',')}`)} childrenA=${installedChildren(a).length} childrenB=${installedChildren(b).length}`;
     } else if (pairing.length > 0) {
       result.reason = `kernel mismatch: ${pairing.join('; ')}`;
-    } else if (JSON.stringify(counts[0]) !== JSON.stringify(expected) || JSON.stringify(counts[1]) !== JSON.stringify(expected)) {
+    } else if (
+      JSON.stringify(counts[0]) !== JSON.stringify(expected) ||
+      JSON.stringify(counts[1]) !== JSON.stringify(expected)
+    ) {
       result.reason = `kernel leftovers: a=${JSON.stringify(counts[0])} b=${JSON.stringify(counts[1])}`;
     } else {
       result.ok = true;

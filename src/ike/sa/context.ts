@@ -19,6 +19,8 @@ export interface EngineContext {
   register(sa: IkeSa): void;
   unregister(sa: IkeSa): void;
   nextUid(): number;
+  /** The SA's configuration changed (a responder picked one by identity): re-index it. */
+  configChanged(sa: IkeSa, oldName: string): void;
   /**
    * The reqid of a CHILD SA configuration: stable for a (peer, child) pair, so that rekeyed and duplicate CHILD SAs
    * share their policies.

@@ -92,6 +92,8 @@ export class IkeSa implements TaskManagerHost<IkeMessage, IkeMessage> {
   state: IkeState = 'connecting';
   /** The configuration in force (for a responder: provisional until IKE_AUTH picks one by identity). */
   config: PeerConfig;
+  /** Key in the engine's half-open table while a responder SA negotiates. */
+  halfOpenKey: string | undefined;
   /** Responder: configurations matching the addresses, narrowed by identity in IKE_AUTH. */
   candidates: PeerConfig[];
   spiI: Uint8Array;
@@ -162,6 +164,15 @@ export class IkeSa implements TaskManagerHost<IkeMessage, IkeMessage> {
   }
 
   readonly responderTaskFactory: ResponderTaskFactory;
+
+  /** Switch to another configuration (the responder's choice by identity in IKE_AUTH). */
+  setConfig(config: PeerConfig): void {
+    if (config === this.config) return;
+    const old = this.config.name;
+    this.config = config;
+    this.tm.setOurWindow(config.windowSize);
+    if (old !== config.name) this.ctx.configChanged(this, old);
+  }
 
   // ---- identity ------------------------------------------------------------------------------------------------
 
@@ -369,11 +380,15 @@ export class IkeSa implements TaskManagerHost<IkeMessage, IkeMessage> {
 
   setTimer(name: string, delayMs: number, fn: () => void): void {
     this.timers.get(name)?.();
-    const cancel = this.ctx.ports.clock.setTimer(Math.max(0, delayMs), () => {
-      this.timers.delete(name);
-      if (this.state === 'destroyed') return;
-      void this.tm.serialise(fn, `timer ${name}`);
-    }, `sa${this.uid}:${name}`);
+    const cancel = this.ctx.ports.clock.setTimer(
+      Math.max(0, delayMs),
+      () => {
+        this.timers.delete(name);
+        if (this.state === 'destroyed') return;
+        void this.tm.serialise(fn, `timer ${name}`);
+      },
+      `sa${this.uid}:${name}`,
+    );
     this.timers.set(name, cancel);
   }
 

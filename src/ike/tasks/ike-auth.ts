@@ -209,8 +209,7 @@ export class IkeAuthTask implements Task<IkeMessage, IkeMessage> {
       });
       return;
     }
-    sa.config = chosen;
-    sa.tm.setOurWindow(chosen.windowSize);
+    sa.setConfig(chosen);
     if (!this.verify(authP.method, authP.data, sa.initRequest, sa.nr, sa.keys!.skPi, idi)) {
       this.failure = NotifyType.AUTHENTICATION_FAILED;
       sa.fail({

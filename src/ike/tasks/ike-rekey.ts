@@ -27,14 +27,20 @@ function retire(sa: IkeSa): void {
   sa.state = 'rekeyed';
   const r = sa.config.retransmit;
   const window = (r.timeoutMs * (r.base ** (r.tries + 1) - 1)) / (r.base - 1);
-  sa.setTimer('retired', Math.min(window, r.maxTimeoutMs !== undefined ? r.maxTimeoutMs * (r.tries + 1) : window) + 10_000, () => {
-    if (sa.state === 'rekeyed') sa.destroy('replaced by a rekeyed IKE SA');
-  });
+  sa.setTimer(
+    'retired',
+    Math.min(window, r.maxTimeoutMs !== undefined ? r.maxTimeoutMs * (r.tries + 1) : window) + 10_000,
+    () => {
+      if (sa.state === 'rekeyed') sa.destroy('replaced by a rekeyed IKE SA');
+    },
+  );
 }
 
 /** Whether a CHILD SA of the IKE SA is between states (being created, rekeyed or deleted). */
 function busy(sa: IkeSa): boolean {
-  return sa.children.some((c) => c.state !== 'installed' || c.pendingOutbound !== undefined || c.replacedBy !== undefined);
+  return sa.children.some(
+    (c) => c.state !== 'installed' || c.pendingOutbound !== undefined || c.replacedBy !== undefined,
+  );
 }
 
 /** Move the CHILD SAs of `from` to `to` (they keep their kernel state; only their owner changes). */

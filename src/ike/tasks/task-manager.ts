@@ -250,9 +250,13 @@ export class TaskManager<In, Out> {
   }
 
   private armRetransmit(o: Outstanding<In, Out>): void {
-    o.timer = this.host.clock.setTimer(this.retransmitDelay(o.tries), () => {
-      void this.serialise(() => this.onRetransmitTimer(o), 'retransmit');
-    }, `retransmit:${o.messageId}`);
+    o.timer = this.host.clock.setTimer(
+      this.retransmitDelay(o.tries),
+      () => {
+        void this.serialise(() => this.onRetransmitTimer(o), 'retransmit');
+      },
+      `retransmit:${o.messageId}`,
+    );
   }
 
   private onRetransmitTimer(o: Outstanding<In, Out>): void {
