@@ -8,11 +8,18 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { AF_INET, AF_INET6, IPPROTO_ESP, UDP_ENCAP_ESPINUDP, XFRM_MODE_TUNNEL } from '../../../src/xfrm/constants.js';
+import {
+  AF_INET,
+  AF_INET6,
+  IPPROTO_ESP,
+  UDP_ENCAP_ESPINUDP,
+  XFRM_MODE_TUNNEL,
+  XFRM_STATE_ESN,
+} from '../../../src/xfrm/constants.js';
 import type { XfrmSa } from '../../../src/xfrm/messages.js';
 import { DEFAULT_OWNERSHIP } from '../../../src/xfrm/ownership.js';
 import { ikeBypassPolicies, tunnelPolicies } from '../../../src/xfrm/policies.js';
-import { xfrmLifetimeCfg, xfrmLifetimeCur, xfrmSelector } from '../../../src/xfrm/structs.js';
+import { xfrmLifetimeCfg, xfrmLifetimeCur, xfrmReplayStateEsn, xfrmSelector } from '../../../src/xfrm/structs.js';
 import { NsWorker, sh } from '../support/ns.js';
 import { toWire } from '../support/wire.js';
 
@@ -57,6 +64,7 @@ export interface ComboResult {
   alg: Alg;
   family: Fam;
   encap: boolean;
+  esn: boolean;
   spiAB: number;
   spiBA: number;
   ok: boolean;
@@ -92,6 +100,7 @@ function sa(p: {
   algs: Record<string, unknown>;
   encap: boolean;
   softBytes?: bigint;
+  esn?: boolean;
 }): XfrmSa {
   const s: XfrmSa = {
     info: {
@@ -110,6 +119,12 @@ function sa(p: {
     },
     ...(p.algs as Partial<XfrmSa>),
   };
+  if (p.esn) {
+    // ESN: the window lives in the ESN attribute and info.replay_window must be 0 (verify_replay).
+    s.info.flags |= XFRM_STATE_ESN;
+    s.info.replayWindow = 0;
+    s.replayEsn = xfrmReplayStateEsn(128);
+  }
   if (p.encap)
     s.encap = { type: UDP_ENCAP_ESPINUDP, sport: 4500, dport: 4500, oa: p.family === AF_INET ? '0.0.0.0' : '::' };
   return s;
@@ -187,142 +202,151 @@ ip -n a -6 route add 2001:db8:2::/48 via 2001:db8:ff::2 src 2001:db8:1::1 && ip 
   }
   const results: ComboResult[] = [];
   let i = 0;
+  const combos: { fam: Fam; alg: Alg; encap: boolean; esn: boolean }[] = [];
   for (const fam of Object.keys(FAMILIES) as Fam[]) {
     for (const alg of Object.keys(ALGORITHMS) as Alg[]) {
-      for (const encap of [false, true]) {
-        i++;
-        const f = FAMILIES[fam];
-        const start = performance.now();
-        const reqid = own.reqidMin + i;
-        const marker = `PLAINTEXT-MARKER-${fam}-${alg}-${encap ? 'udp' : 'esp'}-${randomBytes(8).toString('hex')}`;
-        const r: ComboResult = {
-          alg,
-          family: fam,
-          encap,
-          spiAB: 0,
-          spiBA: 0,
-          ok: false,
-          applyErrors: [],
-          marker,
-          ms: 0,
-        };
-        results.push(r);
-        try {
-          // Inbound SPI of a->b allocated by B's kernel (larval SA completed by apply's update), b->a chosen by us.
-          r.spiAB = await B.xfrm<number>('allocSpi', {
-            saddr: f.a,
-            daddr: f.b,
+      for (const encap of [false, true]) combos.push({ fam, alg, encap, esn: false });
+    }
+  }
+  // 64-bit extended sequence numbers with a 128-packet replay window (XFRMA_REPLAY_ESN_VAL): AEAD and authencesn.
+  combos.push({ fam: 'ipv4', alg: 'aes256gcm16', encap: false, esn: true });
+  combos.push({ fam: 'ipv6', alg: 'aes256-sha256', encap: true, esn: true });
+  for (const { fam, alg, encap, esn } of combos) {
+    {
+      i++;
+      const f = FAMILIES[fam];
+      const start = performance.now();
+      const reqid = own.reqidMin + i;
+      const marker = `PLAINTEXT-MARKER-${fam}-${alg}-${encap ? 'udp' : 'esp'}${esn ? '-esn' : ''}-${randomBytes(8).toString('hex')}`;
+      const r: ComboResult = {
+        alg,
+        family: fam,
+        encap,
+        esn,
+        spiAB: 0,
+        spiBA: 0,
+        ok: false,
+        applyErrors: [],
+        marker,
+        ms: 0,
+      };
+      results.push(r);
+      try {
+        // Inbound SPI of a->b allocated by B's kernel (larval SA completed by apply's update), b->a chosen by us.
+        r.spiAB = await B.xfrm<number>('allocSpi', {
+          saddr: f.a,
+          daddr: f.b,
+          family: f.family,
+          proto: IPPROTO_ESP,
+          mode: XFRM_MODE_TUNNEL,
+          reqid,
+        });
+        r.spiBA = 0xc0000000 + i;
+        const keyAB = randomBytes(64);
+        const keyBA = randomBytes(64);
+        const algAB = ALGORITHMS[alg](() => keyAB);
+        const algBA = ALGORITHMS[alg](() => keyBA);
+        const ab = (softBytes?: bigint) =>
+          sa({
+            src: f.a,
+            dst: f.b,
+            spi: r.spiAB,
             family: f.family,
-            proto: IPPROTO_ESP,
-            mode: XFRM_MODE_TUNNEL,
             reqid,
+            algs: algAB,
+            encap,
+            esn,
+            ...(softBytes ? { softBytes } : {}),
           });
-          r.spiBA = 0xc0000000 + i;
-          const keyAB = randomBytes(64);
-          const keyBA = randomBytes(64);
-          const algAB = ALGORITHMS[alg](() => keyAB);
-          const algBA = ALGORITHMS[alg](() => keyBA);
-          const ab = (softBytes?: bigint) =>
-            sa({
-              src: f.a,
-              dst: f.b,
-              spi: r.spiAB,
-              family: f.family,
-              reqid,
-              algs: algAB,
-              encap,
-              ...(softBytes ? { softBytes } : {}),
-            });
-          const ba = sa({ src: f.b, dst: f.a, spi: r.spiBA, family: f.family, reqid, algs: algBA, encap });
-          const polA = tunnelPolicies({
-            localSubnet: f.netA,
-            remoteSubnet: f.netB,
-            localAddress: f.a,
-            remoteAddress: f.b,
-            reqid,
-          });
-          const polB = tunnelPolicies({
-            localSubnet: f.netB,
-            remoteSubnet: f.netA,
-            localAddress: f.b,
-            remoteAddress: f.a,
-            reqid,
-          });
-          const bypass = ikeBypassPolicies(own);
-          type Res = { errors: { error: { message: string } }[] };
-          const [ra, rb] = await Promise.all([
-            A.call<Res>('apply', { desired: { sas: [ab(4096n), ba], policies: [...polA, ...bypass] }, own }),
-            B.call<Res>('apply', { desired: { sas: [ab(), ba], policies: [...polB, ...bypass] }, own }),
-          ]);
-          r.applyErrors = [...ra.errors, ...rb.errors].map((e) => e.error.message);
-          // Idempotence against a real kernel holding SAs: the same desired state again plans nothing.
-          const [pa, pb] = await Promise.all([
-            A.call<unknown[]>('plan', { desired: { sas: [ab(4096n), ba], policies: [...polA, ...bypass] }, own }),
-            B.call<unknown[]>('plan', { desired: { sas: [ab(), ba], policies: [...polB, ...bypass] }, own }),
-          ]);
-          r.secondPlanActions = pa.length + pb.length;
-          const id = (dst: string, spi: number) => ({ daddr: dst, spi, proto: IPPROTO_ESP, family: f.family });
-          // The kernel's view of what we installed, decoded by our codecs, matches what we sent.
-          const kAB = await A.xfrm<XfrmSa>('getSa', id(f.b, r.spiAB));
-          const kBA = await B.xfrm<XfrmSa>('getSa', id(f.a, r.spiBA));
-          r.kernelView = [
-            [kAB, ab(4096n)],
-            [kBA, ba],
-          ].map(([k, want]) => {
-            const diffs: string[] = [];
-            for (const f of ['aead', 'crypt', 'auth', 'encap'] as const) {
-              if (stable(k![f]) !== stable(want![f])) diffs.push(f);
-            }
-            if (k!.info.reqid !== reqid) diffs.push('reqid');
-            if (k!.info.lft.softByteLimit !== want!.info.lft.softByteLimit) diffs.push('lifetime');
-            return diffs.join(',');
-          });
-          r.countersBefore = (await A.xfrm<{ bytes: bigint }>('saCounters', id(f.b, r.spiAB))).bytes;
-          const payload = Buffer.from(marker.repeat(Math.ceil(6000 / marker.length)));
-          r.tcp = await A.call('tcpExchange', {
-            host: f.hostB,
-            port: 5000,
-            localAddress: f.hostA,
-            payload,
-            timeoutMs: 10_000,
-          });
-          r.counters = {
-            aOut: await A.xfrm('saCounters', id(f.b, r.spiAB)),
-            bIn: await B.xfrm('saCounters', id(f.b, r.spiAB)),
-            bOut: await B.xfrm('saCounters', id(f.a, r.spiBA)),
-            aIn: await A.xfrm('saCounters', id(f.a, r.spiBA)),
-          };
-          try {
-            await A.waitEvent<{ kind: string; hard: boolean; sa: { info: { id: { spi: number } } } }>(
-              (e) => e.kind === 'expire' && !e.hard && e.sa.info.id.spi === r.spiAB,
-              5000,
-            );
-            r.softExpire = true;
-          } catch {
-            r.softExpire = false;
+        const ba = sa({ src: f.b, dst: f.a, spi: r.spiBA, family: f.family, reqid, algs: algBA, encap, esn });
+        const polA = tunnelPolicies({
+          localSubnet: f.netA,
+          remoteSubnet: f.netB,
+          localAddress: f.a,
+          remoteAddress: f.b,
+          reqid,
+        });
+        const polB = tunnelPolicies({
+          localSubnet: f.netB,
+          remoteSubnet: f.netA,
+          localAddress: f.b,
+          remoteAddress: f.a,
+          reqid,
+        });
+        const bypass = ikeBypassPolicies(own);
+        type Res = { errors: { error: { message: string } }[] };
+        const [ra, rb] = await Promise.all([
+          A.call<Res>('apply', { desired: { sas: [ab(4096n), ba], policies: [...polA, ...bypass] }, own }),
+          B.call<Res>('apply', { desired: { sas: [ab(), ba], policies: [...polB, ...bypass] }, own }),
+        ]);
+        r.applyErrors = [...ra.errors, ...rb.errors].map((e) => e.error.message);
+        // Idempotence against a real kernel holding SAs: the same desired state again plans nothing.
+        const [pa, pb] = await Promise.all([
+          A.call<unknown[]>('plan', { desired: { sas: [ab(4096n), ba], policies: [...polA, ...bypass] }, own }),
+          B.call<unknown[]>('plan', { desired: { sas: [ab(), ba], policies: [...polB, ...bypass] }, own }),
+        ]);
+        r.secondPlanActions = pa.length + pb.length;
+        const id = (dst: string, spi: number) => ({ daddr: dst, spi, proto: IPPROTO_ESP, family: f.family });
+        // The kernel's view of what we installed, decoded by our codecs, matches what we sent.
+        const kAB = await A.xfrm<XfrmSa>('getSa', id(f.b, r.spiAB));
+        const kBA = await B.xfrm<XfrmSa>('getSa', id(f.a, r.spiBA));
+        r.kernelView = [
+          [kAB, ab(4096n)],
+          [kBA, ba],
+        ].map(([k, want]) => {
+          const diffs: string[] = [];
+          for (const f of ['aead', 'crypt', 'auth', 'encap'] as const) {
+            if (stable(k![f]) !== stable(want![f])) diffs.push(f);
           }
-          // Garbage collection: nothing desired -> every owned SA and policy goes, foreign state stays.
-          await Promise.all([
-            A.call('apply', { desired: { sas: [], policies: [] }, own }),
-            B.call('apply', { desired: { sas: [], policies: [] }, own }),
-          ]);
-          const left = [
-            ...(await A.xfrm<unknown[]>('dumpSas')),
-            ...(await A.xfrm<unknown[]>('dumpPolicies')),
-            ...(await B.xfrm<unknown[]>('dumpSas')),
-            ...(await B.xfrm<unknown[]>('dumpPolicies')),
-          ];
-          r.ownedLeftAfterGc = left.length;
-          r.ok = true;
-        } catch (err) {
-          r.error = (err as Error).message;
-          await Promise.all([
-            A.call('apply', { desired: { sas: [], policies: [] }, own }).catch(() => {}),
-            B.call('apply', { desired: { sas: [], policies: [] }, own }).catch(() => {}),
-          ]);
+          if (k!.info.reqid !== reqid) diffs.push('reqid');
+          if (k!.info.lft.softByteLimit !== want!.info.lft.softByteLimit) diffs.push('lifetime');
+          return diffs.join(',');
+        });
+        r.countersBefore = (await A.xfrm<{ bytes: bigint }>('saCounters', id(f.b, r.spiAB))).bytes;
+        const payload = Buffer.from(marker.repeat(Math.ceil(6000 / marker.length)));
+        r.tcp = await A.call('tcpExchange', {
+          host: f.hostB,
+          port: 5000,
+          localAddress: f.hostA,
+          payload,
+          timeoutMs: 10_000,
+        });
+        r.counters = {
+          aOut: await A.xfrm('saCounters', id(f.b, r.spiAB)),
+          bIn: await B.xfrm('saCounters', id(f.b, r.spiAB)),
+          bOut: await B.xfrm('saCounters', id(f.a, r.spiBA)),
+          aIn: await A.xfrm('saCounters', id(f.a, r.spiBA)),
+        };
+        try {
+          await A.waitEvent<{ kind: string; hard: boolean; sa: { info: { id: { spi: number } } } }>(
+            (e) => e.kind === 'expire' && !e.hard && e.sa.info.id.spi === r.spiAB,
+            5000,
+          );
+          r.softExpire = true;
+        } catch {
+          r.softExpire = false;
         }
-        r.ms = performance.now() - start;
+        // Garbage collection: nothing desired -> every owned SA and policy goes, foreign state stays.
+        await Promise.all([
+          A.call('apply', { desired: { sas: [], policies: [] }, own }),
+          B.call('apply', { desired: { sas: [], policies: [] }, own }),
+        ]);
+        const left = [
+          ...(await A.xfrm<unknown[]>('dumpSas')),
+          ...(await A.xfrm<unknown[]>('dumpPolicies')),
+          ...(await B.xfrm<unknown[]>('dumpSas')),
+          ...(await B.xfrm<unknown[]>('dumpPolicies')),
+        ];
+        r.ownedLeftAfterGc = left.length;
+        r.ok = true;
+      } catch (err) {
+        r.error = (err as Error).message;
+        await Promise.all([
+          A.call('apply', { desired: { sas: [], policies: [] }, own }).catch(() => {}),
+          B.call('apply', { desired: { sas: [], policies: [] }, own }).catch(() => {}),
+        ]);
       }
+      r.ms = performance.now() - start;
     }
   }
   // Hard limit: A's outbound SA may carry 4 packets; the kernel then sends a hard EXPIRE and removes the SA, and the
