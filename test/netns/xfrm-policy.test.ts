@@ -445,8 +445,11 @@ describe('xfrm policies through our netlink code (host kernel, fresh netns)', ()
       );
     expect(await send(500, 'ike-from-500')).toBe('sent');
     expect(await send(40000, 'plain-from-40000')).toMatch(/EPERM/);
-    await new Promise((r) => setTimeout(r, 300));
-    const got = await b.w.call<{ data: string }[]>('udpReceived');
+    let got: { data: string }[] = [];
+    for (let t = 0; t < 60 && got.length === 0; t++) {
+      await new Promise((r) => setTimeout(r, 50));
+      got = await b.w.call<{ data: string }[]>('udpReceived');
+    }
     expect(got.map((m) => m.data)).toEqual(['ike-from-500']);
     // Removing our policies (GC) restores the path: nothing of ours lingers.
     await a.w.call('apply', { desired: { sas: [], policies: [] }, own });
