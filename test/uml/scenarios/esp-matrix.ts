@@ -8,18 +8,11 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import {
-  AF_INET,
-  AF_INET6,
-  IPPROTO_ESP,
-  UDP_ENCAP_ESPINUDP,
-  XFRM_MODE_TUNNEL,
-  XFRM_STATE_ESN,
-} from '../../../src/xfrm/constants.js';
+import { buildSa, type SaSpec } from '../../../src/xfrm/builders.js';
+import { AF_INET, AF_INET6, IPPROTO_ESP, XFRM_MODE_TUNNEL } from '../../../src/xfrm/constants.js';
 import type { XfrmSa } from '../../../src/xfrm/messages.js';
 import { DEFAULT_OWNERSHIP } from '../../../src/xfrm/ownership.js';
 import { ikeBypassPolicies, tunnelPolicies } from '../../../src/xfrm/policies.js';
-import { xfrmLifetimeCfg, xfrmLifetimeCur, xfrmReplayStateEsn, xfrmSelector } from '../../../src/xfrm/structs.js';
 import { NsWorker, sh } from '../support/ns.js';
 import { toWire } from '../support/wire.js';
 
@@ -91,43 +84,28 @@ export interface ComboResult {
   ms: number;
 }
 
+/** The matrix's SAs, built by src/xfrm's own builder (so its ESN/replay rules are proven on the real kernel too). */
 function sa(p: {
   src: string;
   dst: string;
   spi: number;
   family: number;
   reqid: number;
-  algs: Record<string, unknown>;
+  algs: Pick<SaSpec, 'aead' | 'crypt' | 'auth'>;
   encap: boolean;
   softBytes?: bigint;
   esn?: boolean;
 }): XfrmSa {
-  const s: XfrmSa = {
-    info: {
-      sel: xfrmSelector({ family: p.family }),
-      id: { daddr: p.dst, spi: p.spi, proto: IPPROTO_ESP },
-      saddr: p.src,
-      lft: xfrmLifetimeCfg(p.softBytes !== undefined ? { softByteLimit: p.softBytes } : {}),
-      curlft: xfrmLifetimeCur(),
-      stats: { replayWindow: 0, replay: 0, integrityFailed: 0 },
-      seq: 0,
-      reqid: p.reqid,
-      family: p.family,
-      mode: XFRM_MODE_TUNNEL,
-      replayWindow: 32,
-      flags: 0,
-    },
-    ...(p.algs as Partial<XfrmSa>),
-  };
-  if (p.esn) {
-    // ESN: the window lives in the ESN attribute and info.replay_window must be 0 (verify_replay).
-    s.info.flags |= XFRM_STATE_ESN;
-    s.info.replayWindow = 0;
-    s.replayEsn = xfrmReplayStateEsn(128);
-  }
-  if (p.encap)
-    s.encap = { type: UDP_ENCAP_ESPINUDP, sport: 4500, dport: 4500, oa: p.family === AF_INET ? '0.0.0.0' : '::' };
-  return s;
+  return buildSa({
+    src: p.src,
+    dst: p.dst,
+    spi: p.spi,
+    reqid: p.reqid,
+    ...p.algs,
+    ...(p.encap ? { encap: { sport: 4500, dport: 4500 } } : {}),
+    ...(p.esn ? { esn: true, replayWindow: 128 } : {}),
+    ...(p.softBytes !== undefined ? { lifetime: { softByteLimit: p.softBytes } } : {}),
+  });
 }
 
 /** JSON with sorted keys (field order differs between our encoder's input and the decoder's output). */
