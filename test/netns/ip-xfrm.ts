@@ -10,6 +10,7 @@ export interface IpPolicy {
   index: number;
   priority: number;
   mark?: string;
+  ifId?: number;
   tmpls: { src: string; dst: string; proto: string; reqid: number; mode: string }[];
 }
 
@@ -42,6 +43,8 @@ export function parseIpXfrmPolicies(text: string): IpPolicy[] {
       cur.priority = Number(val('priority') ?? -1);
     } else if (words[0] === 'mark') {
       cur.mark = words[1]!;
+    } else if (words[0] === 'if_id') {
+      cur.ifId = Number(words[1]);
     } else if (words[0] === 'tmpl') {
       tmpl = { src: val('src')!, dst: val('dst')!, proto: '', reqid: -1, mode: '' };
       cur.tmpls.push(tmpl);

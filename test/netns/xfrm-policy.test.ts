@@ -334,6 +334,28 @@ describe('xfrm policies through our netlink code (host kernel, fresh netns)', ()
     expect(after.filter((p) => p.mark === '0x5a00/0xff00')).toHaveLength(3);
   });
 
+  it('route-based (XFRM interface) policies carry if_id, and if_id is part of the identity', async () => {
+    const { ns, w } = await netns();
+    const spec = {
+      localSubnet: '198.18.1.0/24',
+      remoteSubnet: '198.18.2.0/24',
+      localAddress: '192.0.2.1',
+      remoteAddress: '192.0.2.2',
+      reqid: R,
+    };
+    const a = tunnelPolicies({ ...spec, ifId: 42 });
+    const b = tunnelPolicies({ ...spec, ifId: 43 });
+    const res = await w.call<ApplyResult>('apply', { desired: { sas: [], policies: [...a, ...b] }, own });
+    expect(res.errors).toEqual([]);
+    const viaIp = parseIpXfrmPolicies(ip('-n', ns, 'xfrm', 'policy'));
+    expect(viaIp.map((p) => p.ifId).sort()).toEqual([42, 42, 42, 43, 43, 43]);
+    const dumped = await w.xfrm<XfrmPolicy[]>('dumpPolicies');
+    expect(dumped.map((p) => p.ifId).sort()).toEqual([42, 42, 42, 43, 43, 43]);
+    const again = await w.call<ApplyResult>('apply', { desired: { sas: [], policies: a }, own });
+    expect(again.actions.map((x) => x.kind)).toEqual(['deletePolicy', 'deletePolicy', 'deletePolicy']);
+    expect(parseIpXfrmPolicies(ip('-n', ns, 'xfrm', 'policy')).map((p) => p.ifId)).toEqual([42, 42, 42]);
+  });
+
   it('on EEXIST an add becomes a replace', async () => {
     const { ns, w } = await netns();
     const [out] = desiredPolicies();
