@@ -1,15 +1,18 @@
 #!/usr/bin/env node
 /** The `ipsec-mesh` command: operator | agent | demo | status | bench. */
+import { runAgent } from './agent.js';
 import { runBench } from './bench.js';
+import { runOperator } from './operator.js';
+import { runStatus } from './status.js';
 
 const USAGE = `usage: ipsec-mesh <command> [options]
 
 commands:
   bench <suite> [--json]   run a benchmark suite (crypto, ...)
   demo                     local three-site demo mesh (not yet available)
-  operator                 run the Kubernetes operator (not yet available)
-  agent                    run the node agent (not yet available)
-  status [--json]          show a running agent's tunnels (not yet available)
+  operator                 run the Kubernetes operator
+  agent --config-dir DIR   run the node agent (standalone: Kubernetes-style YAML in DIR)
+  status [--json]          show a running agent's tunnels and SAs
 `;
 
 export async function main(argv: string[]): Promise<number> {
@@ -17,10 +20,13 @@ export async function main(argv: string[]): Promise<number> {
   switch (command) {
     case 'bench':
       return runBench(rest);
-    case 'demo':
-    case 'operator':
     case 'agent':
+      return runAgent(rest);
     case 'status':
+      return runStatus(rest);
+    case 'operator':
+      return runOperator(rest);
+    case 'demo':
       console.error(`ipsec-mesh ${command}: not yet available in this version (see the README's roadmap)`);
       return 3;
     case undefined:

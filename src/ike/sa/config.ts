@@ -45,8 +45,9 @@ export interface ChildConfig {
   lifeBytes?: bigint;
   lifePackets?: bigint;
   replayWindow: number;
-  /** Request ESP TFC padding off etc. are negotiated; these are local choices. */
   startAction: 'start' | 'trap' | 'none';
+  /** Kernel reqid for this CHILD SA configuration (ownership tag); the engine picks one when absent. */
+  reqid?: number;
 }
 
 export interface PeerConfig {

@@ -1,0 +1,388 @@
+/**
+ * The node agent: hosts the IKEv2 engine on a UDP transport, keeps the engine's tunnels in line with the desired
+ * state (from a config directory or an IPsecNodeConfig), and reports SA state. The kernel data plane is a port
+ * (XFRM over netlink, or in-memory for `--dataplane=none`).
+ */
+import { createHash } from 'node:crypto';
+import type { Logger } from 'pino';
+import { parseDuration } from '../api/common.js';
+import type { NodeTunnel } from '../api/nodeconfig.js';
+import { formatIp } from '../ike/codec/ip.js';
+import type { AddressRangeSelector } from '../ike/codec/payloads/ts.js';
+import { createNodeProvider } from '../ike/crypto/index.js';
+import { formatProposal } from '../ike/crypto/proposals.js';
+import type { CryptoProvider } from '../ike/crypto/provider.js';
+import { Engine } from '../ike/engine.js';
+import type { Clock, ConfigLookup, ConfiguredIdentity, Endpoint, KernelIpsec, Random } from '../ike/ports.js';
+import type { ChildSa } from '../ike/sa/child-sa.js';
+import type { PeerConfig } from '../ike/sa/config.js';
+import type { EngineEvent } from '../ike/sa/events.js';
+import type { IkeSa } from '../ike/sa/ike-sa.js';
+import { spiHex } from '../ike/sa/ike-sa.js';
+import { sameIdentity } from '../ike/tasks/ike-auth.js';
+import { canonical } from '../operator/plan.js';
+import { peerConfig, TunnelConfigError, tunnelKey } from './peers.js';
+import type { AgentSettings } from './settings.js';
+import type { AgentStatus, ChildSaView, ErrorView, IkeSaView, TunnelView } from './status.js';
+import { UdpTransport } from './transport.js';
+
+export interface DesiredTunnels {
+  tunnels: NodeTunnel[];
+  /** Key material by node-secret key. */
+  secrets: Map<string, Uint8Array>;
+  problems?: AgentStatus['configProblems'];
+}
+
+interface TunnelEntry {
+  spec: NodeTunnel;
+  fingerprint: string;
+  config?: PeerConfig;
+  configError?: { reason: string; message: string };
+  lastError?: ErrorView;
+}
+
+export interface AgentOptions {
+  settings: AgentSettings;
+  kernel: KernelIpsec;
+  dataplane: string;
+  logger: Logger;
+  clock: Clock;
+  random: Random;
+  provider?: CryptoProvider;
+  /** Transport override (tests); by default UDP sockets on the settings' addresses. */
+  transport?: UdpTransport;
+}
+
+export class Agent implements ConfigLookup<PeerConfig> {
+  readonly engine: Engine;
+  readonly transport: UdpTransport;
+  private readonly tunnels = new Map<string, TunnelEntry>();
+  private problems: AgentStatus['configProblems'] = [];
+  private keepaliveTimer: (() => void) | undefined;
+  private readonly log: Logger;
+
+  constructor(private readonly o: AgentOptions) {
+    this.log = o.logger;
+    const s = o.settings;
+    this.transport =
+      o.transport ??
+      new UdpTransport({
+        addresses: s.addresses,
+        ikePort: s.ikePort,
+        nattPort: s.nattPort,
+        initRate: s.initRateLimit,
+        onError: (m) => this.log.warn({ event: 'transport-error' }, m),
+      });
+    this.engine = new Engine(
+      { sender: this.transport, clock: o.clock, random: o.random, kernel: o.kernel, config: this },
+      { provider: o.provider ?? createNodeProvider(), cookieThreshold: s.cookieThreshold },
+    );
+    this.transport.onReceive((p, from, to) => this.engine.receive(p, from, to));
+    this.engine.on((e) => this.onEvent(e));
+  }
+
+  async start(): Promise<void> {
+    await this.transport.start();
+    const tick = () => {
+      // NAT keepalives (RFC 3948 §2.3) for IKE SAs whose own side is behind a NAT.
+      for (const sa of this.engine.ikeSas()) {
+        if (sa.state === 'established' && sa.natLocal) this.transport.keepalive(sa.local, sa.remote);
+      }
+      this.keepaliveTimer = this.o.clock.setTimer(20_000, tick);
+    };
+    this.keepaliveTimer = this.o.clock.setTimer(20_000, tick);
+    this.log.info(
+      {
+        event: 'agent-started',
+        node: this.o.settings.nodeName,
+        addresses: this.o.settings.addresses,
+        dataplane: this.o.dataplane,
+      },
+      'agent started',
+    );
+  }
+
+  async stop(): Promise<void> {
+    this.keepaliveTimer?.();
+    for (const key of this.tunnels.keys()) this.engine.terminate(key, 'agent stopping');
+    // Give the DELETEs a moment to leave, then stop.
+    await new Promise((r) => setTimeout(r, 200));
+    this.engine.shutdown();
+    await this.engine.idle();
+    await this.transport.stop();
+    this.log.info({ event: 'agent-stopped' }, 'agent stopped');
+  }
+
+  // ---- desired state -------------------------------------------------------------------------------------------
+
+  /** Converge the engine on the desired tunnels: start new ones, restart changed ones, delete removed ones. */
+  apply(desired: DesiredTunnels): void {
+    this.problems = desired.problems ?? [];
+    const wanted = new Map(desired.tunnels.map((t) => [tunnelKey(t), t]));
+    for (const [key, entry] of this.tunnels) {
+      if (!wanted.has(key)) {
+        this.tunnels.delete(key);
+        this.engine.terminate(key, 'tunnel removed from the configuration');
+        this.log.info({ event: 'tunnel-removed', tunnel: key }, `tunnel ${key} removed`);
+        void entry;
+      }
+    }
+    for (const [key, spec] of wanted) {
+      const secretDigest = spec.auth.psk
+        ? createHash('sha256')
+            .update(desired.secrets.get(spec.auth.psk.key) ?? new Uint8Array(0))
+            .digest('hex')
+        : '';
+      const fingerprint = `${canonical(spec)}|${secretDigest}`;
+      const existing = this.tunnels.get(key);
+      if (existing && existing.fingerprint === fingerprint) continue;
+      if (existing) {
+        this.engine.terminate(key, 'tunnel configuration changed');
+        this.log.info({ event: 'tunnel-changed', tunnel: key }, `tunnel ${key} changed; renegotiating`);
+      }
+      const entry: TunnelEntry = { spec, fingerprint };
+      try {
+        entry.config = peerConfig(spec, (k) => desired.secrets.get(k), {
+          ikePort: this.o.settings.ikePort,
+          retransmit: {
+            timeoutMs: parseDuration(this.o.settings.retransmit.timeout) ?? 4000,
+            base: this.o.settings.retransmit.base,
+            tries: this.o.settings.retransmit.tries,
+          },
+        });
+        if (!this.o.settings.addresses.includes(spec.local.address)) {
+          throw new TunnelConfigError(
+            'LocalAddressNotBound',
+            `spec.local.address ${spec.local.address} is not one of the agent's addresses (${this.o.settings.addresses.join(', ')})`,
+          );
+        }
+      } catch (e) {
+        if (!(e instanceof TunnelConfigError)) throw e;
+        entry.config = undefined;
+        entry.configError = { reason: e.reason, message: e.message };
+        this.log.error({ event: 'tunnel-config-error', tunnel: key, reason: e.reason }, e.message);
+      }
+      this.tunnels.set(key, entry);
+      if (!existing) this.log.info({ event: 'tunnel-added', tunnel: key }, `tunnel ${key} added`);
+      if (entry.config && entry.config.children.some((c) => c.startAction === 'start')) {
+        this.engine.initiate(entry.config);
+      }
+    }
+  }
+
+  // ---- ConfigLookup (the engine asks when a peer initiates) -----------------------------------------------------
+
+  private configs(): PeerConfig[] {
+    const out: PeerConfig[] = [];
+    for (const e of this.tunnels.values()) if (e.config) out.push(e.config);
+    return out;
+  }
+
+  byAddresses(local: Endpoint, remote: Endpoint): PeerConfig[] {
+    const all = this.configs().filter((c) => c.local.address === local.address);
+    const exact = all.filter((c) => c.remote.address === remote.address);
+    // A peer behind a NAT arrives from another address: its identity decides in IKE_AUTH.
+    return exact.length > 0 ? exact : all;
+  }
+
+  byIdentities(remoteId: ConfiguredIdentity, localId: ConfiguredIdentity | undefined, candidates: PeerConfig[]) {
+    return candidates.find(
+      (c) =>
+        (c.remoteId === undefined || sameIdentity(c.remoteId, remoteId)) &&
+        (localId === undefined || sameIdentity(c.localId, localId)),
+    );
+  }
+
+  // ---- events and status ---------------------------------------------------------------------------------------
+
+  private onEvent(e: EngineEvent): void {
+    const tunnel = 'sa' in e ? e.sa.peer : undefined;
+    const entry = tunnel ? this.tunnels.get(tunnel) : undefined;
+    const base = { event: e.type, tunnel };
+    switch (e.type) {
+      case 'ike-established':
+        this.log.info(
+          { ...base, spiI: e.sa.spiI, spiR: e.sa.spiR, algorithms: e.algorithms, nat: e.natLocal || e.natRemote },
+          `IKE SA established with ${tunnel}`,
+        );
+        break;
+      case 'child-installed':
+        this.log.info(
+          {
+            ...base,
+            spiIn: hex8(e.sa.spiIn),
+            spiOut: hex8(e.sa.spiOut),
+            algorithms: e.algorithms,
+            rekey: e.rekeyOf !== undefined,
+          },
+          `CHILD SA installed for ${tunnel}`,
+        );
+        break;
+      case 'ike-failed':
+      case 'child-failed':
+        if (entry)
+          entry.lastError = {
+            code: e.failure.code,
+            message: e.failure.message,
+            at: new Date(this.o.clock.wallNow()).toISOString(),
+          };
+        this.log.warn({ ...base, code: e.failure.code }, e.failure.message);
+        break;
+      case 'peer-dead':
+        if (entry)
+          entry.lastError = {
+            code: 'PEER_DEAD',
+            message: `peer did not answer liveness checks`,
+            at: new Date(this.o.clock.wallNow()).toISOString(),
+          };
+        this.log.warn(base, `peer of ${tunnel} is dead`);
+        break;
+      case 'kernel-error':
+        this.log.error({ ...base, operation: e.operation }, e.message);
+        break;
+      default:
+        this.log.info(base, `${e.type} ${tunnel ?? ''}`.trim());
+    }
+  }
+
+  private wall(monotonic: number | undefined): string | undefined {
+    if (monotonic === undefined) return undefined;
+    return new Date(this.o.clock.wallNow() + (monotonic - this.o.clock.now())).toISOString();
+  }
+
+  private async childView(sa: IkeSa, c: ChildSa): Promise<ChildSaView> {
+    const view: ChildSaView = {
+      name: c.config.name,
+      state: c.state,
+      spiIn: hex8(c.spiIn),
+      spiOut: hex8(c.spiOut),
+      algorithms: c.proposal ? formatChild(c) : '',
+      localTs: c.localTs.map(selectorText),
+      remoteTs: c.remoteTs.map(selectorText),
+      mode: c.mode,
+      encapsulation: sa.natDetected,
+    };
+    if (c.installedAt !== undefined) view.installedAt = new Date(c.installedAt).toISOString();
+    const rekeyAt = this.wall(c.rekeyAt);
+    if (rekeyAt) view.rekeyAt = rekeyAt;
+    if (c.inboundInstalled && c.outboundInstalled) {
+      try {
+        const inC = await this.o.kernel.querySa({ spi: c.spiIn, protocol: 'esp', destination: sa.local.address });
+        const outC = await this.o.kernel.querySa({ spi: c.spiOut, protocol: 'esp', destination: sa.remote.address });
+        if (inC && outC) {
+          view.bytesIn = inC.bytes.toString();
+          view.packetsIn = inC.packets.toString();
+          view.bytesOut = outC.bytes.toString();
+          view.packetsOut = outC.packets.toString();
+        }
+      } catch {
+        // counters are best effort
+      }
+    }
+    return view;
+  }
+
+  async status(): Promise<AgentStatus> {
+    const tunnels: TunnelView[] = [];
+    for (const [key, entry] of [...this.tunnels.entries()].sort(([a], [b]) => (a < b ? -1 : 1))) {
+      const sas = this.engine.ikeSas().filter((s) => s.config.name === key && s.state !== 'destroyed');
+      const sa = sas.find((s) => s.state === 'established') ?? sas.find((s) => s.state === 'connecting') ?? sas[0];
+      const ike: IkeSaView = sa
+        ? {
+            state:
+              sa.state === 'established'
+                ? 'Established'
+                : sa.state === 'connecting'
+                  ? 'Connecting'
+                  : sa.state === 'deleting'
+                    ? 'Deleting'
+                    : 'Rekeying',
+            spiI: spiHex(sa.spiI),
+            spiR: spiHex(sa.spiR),
+            initiator: sa.originalInitiator,
+            algorithms: sa.algorithms(),
+            local: `${sa.local.address}:${sa.local.port}`,
+            remote: `${sa.remote.address}:${sa.remote.port}`,
+            natDetected: sa.natDetected,
+          }
+        : {
+            state: 'Down',
+            spiI: '0000000000000000',
+            spiR: '0000000000000000',
+            initiator: false,
+            algorithms: '',
+            local: `${entry.spec.local.address}:${this.o.settings.ikePort}`,
+            remote: `${entry.spec.remote.address}:${entry.spec.remote.port}`,
+            natDetected: false,
+          };
+      if (sa?.establishedAt !== undefined) ike.establishedAt = new Date(sa.establishedAt).toISOString();
+      const rekeyAt = this.wall(sa?.rekeyAt);
+      if (rekeyAt) ike.rekeyAt = rekeyAt;
+      if (entry.lastError) ike.lastError = entry.lastError;
+      const children: ChildSaView[] = [];
+      for (const s of sas)
+        for (const c of s.children) if (c.state !== 'deleted') children.push(await this.childView(s, c));
+      const view: TunnelView = {
+        namespace: entry.spec.namespace,
+        name: entry.spec.name,
+        local: entry.spec.local.address,
+        remote: entry.spec.remote.address,
+        ikeSA: ike,
+        childSAs: children,
+      };
+      if (entry.configError) view.configError = entry.configError;
+      tunnels.push(view);
+    }
+    return {
+      node: this.o.settings.nodeName,
+      time: new Date(this.o.clock.wallNow()).toISOString(),
+      dataplane: this.o.dataplane,
+      tunnels,
+      configProblems: this.problems,
+    };
+  }
+}
+
+function hex8(n: number): string {
+  return (n >>> 0).toString(16).padStart(8, '0');
+}
+
+function formatChild(c: ChildSa): string {
+  // swanctl-style names of the chosen ESP transforms.
+  return c.proposal ? formatProposalSafe(c) : '';
+}
+
+function formatProposalSafe(c: ChildSa): string {
+  try {
+    return formatProposal(c.proposal!);
+  } catch {
+    return '';
+  }
+}
+
+/** A selector as CIDR when it is one (198.18.1.0/24), else as a range; with protocol/ports when restricted. */
+export function selectorText(ts: AddressRangeSelector): string {
+  const start = ts.startAddress;
+  const end = ts.endAddress;
+  let prefix = start.length * 8;
+  for (let bit = 0; bit < start.length * 8; bit++) {
+    const byte = bit >> 3;
+    const mask = 0x80 >> (bit & 7);
+    if ((start[byte]! & mask) !== (end[byte]! & mask)) {
+      prefix = bit;
+      break;
+    }
+  }
+  let cidr = true;
+  for (let bit = prefix; bit < start.length * 8; bit++) {
+    const byte = bit >> 3;
+    const mask = 0x80 >> (bit & 7);
+    if ((start[byte]! & mask) !== 0 || (end[byte]! & mask) === 0) cidr = false;
+  }
+  const addr = cidr ? `${formatIp(start)}/${prefix}` : `${formatIp(start)}-${formatIp(end)}`;
+  const proto =
+    ts.ipProtocol !== 0
+      ? `[${ts.ipProtocol}${ts.startPort === 0 && ts.endPort === 0xffff ? '' : `/${ts.startPort === ts.endPort ? ts.startPort : `${ts.startPort}-${ts.endPort}`}`}]`
+      : '';
+  return `${addr}${proto}`;
+}

@@ -1,0 +1,36 @@
+/** The agent settings file (`agent.yaml` in standalone mode): local addresses, node name, ports, state directory. */
+import { isIP } from 'node:net';
+import { z } from 'zod';
+import { API_VERSION } from '../api/common.js';
+
+export const AgentSettings = z.object({
+  apiVersion: z.literal(API_VERSION),
+  kind: z.literal('AgentSettings'),
+  /** Name of this node (status and logs). */
+  nodeName: z.string().min(1).max(253),
+  /** Local IKE addresses to listen on (each gets UDP ikePort and nattPort). */
+  addresses: z
+    .array(z.string().refine((s) => isIP(s) !== 0, { message: 'must be an IP address' }))
+    .min(1)
+    .max(64),
+  ikePort: z.int().min(1).max(65535).default(500),
+  nattPort: z.int().min(1).max(65535).default(4500),
+  /** Directory for the status socket and state files. */
+  stateDir: z.string().min(1).default('/run/ipsec-mesh'),
+  /** For IPsecMesh objects: the name of this node's site. */
+  site: z.string().min(1).max(40).optional(),
+  /** New IKE_SA_INIT requests accepted per source address and second (burst twice that). */
+  initRateLimit: z.number().positive().default(50),
+  /** Half-open IKE SAs above which cookies are required (RFC 7296 §2.6). */
+  cookieThreshold: z.int().min(0).default(50),
+  /** IKE retransmission: first timeout, back-off base, tries (defaults as strongSwan: 4s, 1.8, 5). */
+  retransmit: z
+    .object({
+      timeout: z.string().default('4s'),
+      base: z.number().min(1).max(4).default(1.8),
+      tries: z.int().min(0).max(20).default(5),
+    })
+    .default({ timeout: '4s', base: 1.8, tries: 5 }),
+  logLevel: z.enum(['trace', 'debug', 'info', 'warn', 'error']).default('info'),
+});
+export type AgentSettings = z.infer<typeof AgentSettings>;
