@@ -164,7 +164,7 @@ export class Agent implements ConfigLookup<PeerConfig> {
       }
       this.tunnels.set(key, entry);
       if (!existing) this.log.info({ event: 'tunnel-added', tunnel: key }, `tunnel ${key} added`);
-      if (entry.config && entry.config.children.some((c) => c.startAction === 'start')) {
+      if (entry.config?.children.some((c) => c.startAction === 'start')) {
         this.engine.initiate(entry.config);
       }
     }

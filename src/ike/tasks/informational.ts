@@ -76,7 +76,7 @@ export class InformationalResponder implements Task<IkeMessage, IkeMessage> {
     for (const child of this.removeNow) {
       // We answered a rekey of this CHILD SA: its successor may now send (make-before-break, responder side).
       const next = child.replacedBy;
-      if (next && next.pendingOutbound && next.state === 'installed') await sa.activateOutbound(next);
+      if (next?.pendingOutbound && next.state === 'installed') await sa.activateOutbound(next);
       await sa.uninstall(child, 'deleted by peer');
     }
     return 'done';
