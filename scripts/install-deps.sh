@@ -2,7 +2,7 @@
 # Installs the system packages the test suites need on a fresh Debian machine (idempotent; run as root).
 set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive
-PKGS=(iproute2 kmod user-mode-linux tcpdump nftables)
+PKGS=(iproute2 kmod user-mode-linux tcpdump nftables curl)
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
@@ -12,3 +12,7 @@ if ((${#missing[@]})); then
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
+
+# Real control-plane binaries for the operator's integration tests (kube-apiserver, etcd, kubectl, helm), built
+# once from the Go module proxy into a cache outside the repository; later runs find them there.
+bash "$(dirname "$0")/build-k8s-tools.sh" >/dev/null

@@ -13,7 +13,15 @@ import { createNodeProvider } from '../ike/crypto/index.js';
 import { formatProposal } from '../ike/crypto/proposals.js';
 import type { CryptoProvider } from '../ike/crypto/provider.js';
 import { Engine } from '../ike/engine.js';
-import type { Clock, ConfigLookup, ConfiguredIdentity, Endpoint, KernelIpsec, Random } from '../ike/ports.js';
+import type {
+  Clock,
+  ConfigLookup,
+  ConfiguredIdentity,
+  Endpoint,
+  KernelIpsec,
+  KernelSelector,
+  Random,
+} from '../ike/ports.js';
 import type { ChildSa } from '../ike/sa/child-sa.js';
 import type { PeerConfig } from '../ike/sa/config.js';
 import type { EngineEvent } from '../ike/sa/events.js';
@@ -21,10 +29,14 @@ import type { IkeSa } from '../ike/sa/ike-sa.js';
 import { spiHex } from '../ike/sa/ike-sa.js';
 import { sameIdentity } from '../ike/tasks/ike-auth.js';
 import { canonical } from '../operator/plan.js';
+import { DEFAULT_OWNERSHIP } from '../xfrm/ownership.js';
+import type { XfrmEvent } from '../xfrm/socket.js';
+import type { AgentMetrics } from './metrics.js';
 import { peerConfig, TunnelConfigError, tunnelKey } from './peers.js';
 import type { AgentSettings } from './settings.js';
 import type { AgentStatus, ChildSaView, ErrorView, IkeSaView, TunnelView } from './status.js';
 import { UdpTransport } from './transport.js';
+import type { RestingPolicy } from './xfrm-kernel.js';
 
 export interface DesiredTunnels {
   tunnels: NodeTunnel[];
@@ -41,9 +53,25 @@ interface TunnelEntry {
   lastError?: ErrorView;
 }
 
+/** What a kernel data plane may offer beyond the engine's port (XFRM does; the in-memory one does not). */
+export interface DataplaneExtras {
+  onEvent(fn: (ev: XfrmEvent) => void): () => void;
+  installBypass(ports: number[]): Promise<void>;
+  setResting(list: import('./xfrm-kernel.js').RestingPolicy[]): Promise<void>;
+  owned(): Promise<{
+    sas: import('../xfrm/messages.js').XfrmSa[];
+    policies: import('../xfrm/messages.js').XfrmPolicy[];
+  }>;
+  deleteXfrmSa(sa: import('../xfrm/messages.js').XfrmSa): Promise<void>;
+  deleteXfrmPolicy(p: import('../xfrm/messages.js').XfrmPolicy): Promise<void>;
+}
+
 export interface AgentOptions {
   settings: AgentSettings;
-  kernel: KernelIpsec;
+  kernel: KernelIpsec & Partial<DataplaneExtras>;
+  metrics?: AgentMetrics;
+  /** Enable kernel ESP-in-UDP decapsulation on the NAT-T sockets (XFRM data plane). */
+  espInUdp?: (socket: import('node:dgram').Socket) => void;
   dataplane: string;
   logger: Logger;
   clock: Clock;
@@ -57,6 +85,13 @@ export class Agent implements ConfigLookup<PeerConfig> {
   readonly engine: Engine;
   readonly transport: UdpTransport;
   private readonly tunnels = new Map<string, TunnelEntry>();
+  /** Kernel reqid per tunnel, inside the owned range (src/xfrm/ownership.ts). */
+  private readonly reqids = new Map<string, number>();
+  /** SAs a previous agent left in the kernel, kept carrying traffic until new ones replace them. */
+  private stale: import('../xfrm/messages.js').XfrmSa[] = [];
+  private adoptedPolicies: import('../xfrm/messages.js').XfrmPolicy[] = [];
+  private firstApply = true;
+  private readonly lastAcquire = new Map<string, number>();
   private problems: AgentStatus['configProblems'] = [];
   private keepaliveTimer: (() => void) | undefined;
   private readonly log: Logger;
@@ -83,6 +118,24 @@ export class Agent implements ConfigLookup<PeerConfig> {
 
   async start(): Promise<void> {
     await this.transport.start();
+    const k = this.o.kernel;
+    if (this.o.espInUdp) for (const s of this.transport.nattSockets()) this.o.espInUdp(s);
+    if (k.installBypass) await k.installBypass([this.o.settings.ikePort, this.o.settings.nattPort]);
+    if (k.owned) {
+      // Restart safety: what a previous agent left keeps carrying traffic until new SAs replace it.
+      const owned = await k.owned();
+      this.stale = owned.sas;
+      this.adoptedPolicies = owned.policies;
+      if (owned.sas.length + owned.policies.length > 0) {
+        this.log.info(
+          { event: 'kernel-state-adopted', sas: owned.sas.length, policies: owned.policies.length },
+          'found kernel state of a previous agent',
+        );
+      }
+      // Whatever is still stale after two minutes goes (its tunnel never came back).
+      this.o.clock.setTimer(120_000, () => void this.dropStale(undefined, 'stale after restart'));
+    }
+    k.onEvent?.((ev) => this.onKernelEvent(ev));
     const tick = () => {
       // NAT keepalives (RFC 3948 §2.3) for IKE SAs whose own side is behind a NAT.
       for (const sa of this.engine.ikeSas()) {
@@ -127,7 +180,7 @@ export class Agent implements ConfigLookup<PeerConfig> {
         void entry;
       }
     }
-    for (const [key, spec] of wanted) {
+    for (let [key, spec] of wanted) {
       const secretDigest = spec.auth.psk
         ? createHash('sha256')
             .update(desired.secrets.get(spec.auth.psk.key) ?? new Uint8Array(0))
@@ -142,6 +195,8 @@ export class Agent implements ConfigLookup<PeerConfig> {
       }
       const entry: TunnelEntry = { spec, fingerprint };
       try {
+        spec = { ...spec, reqid: this.reqidFor(key, spec.reqid) };
+        entry.spec = spec;
         entry.config = peerConfig(spec, (k) => desired.secrets.get(k), {
           ikePort: this.o.settings.ikePort,
           retransmit: {
@@ -165,8 +220,149 @@ export class Agent implements ConfigLookup<PeerConfig> {
       this.tunnels.set(key, entry);
       if (!existing) this.log.info({ event: 'tunnel-added', tunnel: key }, `tunnel ${key} added`);
       if (entry.config?.children.some((c) => c.startAction === 'start')) {
-        this.engine.initiate(entry.config);
+        this.o.metrics?.initiated(this.engine.initiate(entry.config).uid);
       }
+    }
+    for (const key of this.reqids.keys()) if (!this.tunnels.has(key)) this.reqids.delete(key);
+    void this.converge();
+  }
+
+  /** A reqid in the owned range for a tunnel, stable while the tunnel exists (probing past collisions). */
+  private reqidFor(key: string, hint: number): number {
+    const have = this.reqids.get(key);
+    if (have !== undefined) return have;
+    const used = new Set(this.reqids.values());
+    const span = DEFAULT_OWNERSHIP.reqidMax - DEFAULT_OWNERSHIP.reqidMin + 1;
+    let r = DEFAULT_OWNERSHIP.reqidMin + (hint % span);
+    while (used.has(r)) r = DEFAULT_OWNERSHIP.reqidMin + ((r - DEFAULT_OWNERSHIP.reqidMin + 1) % span);
+    this.reqids.set(key, r);
+    return r;
+  }
+
+  /** Resting policies (fail closed / trap), then, after the first configuration, garbage collection. */
+  private async converge(): Promise<void> {
+    const k = this.o.kernel;
+    try {
+      if (k.setResting) {
+        const list: RestingPolicy[] = [];
+        for (const e of this.tunnels.values()) {
+          const c = e.config;
+          if (!c) continue;
+          const trap = e.spec.startAction === 'trap' || e.spec.ike.dpd.action === 'hold';
+          if (!trap && !e.spec.failClosed) continue;
+          const child = c.children[0]!;
+          for (const l of child.localTs) {
+            for (const r of child.remoteTs) {
+              list.push({
+                kind: trap ? 'trap' : 'block',
+                local: kernelSel(l),
+                remote: kernelSel(r),
+                reqid: child.reqid!,
+                localAddress: c.local.address,
+                remoteAddress: c.remote.address,
+              });
+            }
+          }
+        }
+        await k.setResting(list);
+      }
+      if (this.firstApply && k.owned) {
+        this.firstApply = false;
+        await this.collectGarbage();
+      }
+    } catch (e) {
+      this.log.error({ event: 'kernel-error', operation: 'converge' }, (e as Error).message);
+      this.o.metrics?.kernelErrors.inc();
+    }
+  }
+
+  /** Remove owned kernel state of tunnels that are no longer configured (after a restart). */
+  private async collectGarbage(): Promise<void> {
+    const k = this.o.kernel;
+    const wanted = new Set(this.reqids.values());
+    const gone = this.stale.filter((sa) => !wanted.has(sa.info.reqid));
+    this.stale = this.stale.filter((sa) => wanted.has(sa.info.reqid));
+    for (const sa of gone) await k.deleteXfrmSa?.(sa);
+    let policies = 0;
+    for (const p of this.adoptedPolicies) {
+      const reqid = p.tmpls[0]?.reqid;
+      if (reqid !== undefined && !wanted.has(reqid)) {
+        await k.deleteXfrmPolicy?.(p);
+        policies++;
+      }
+    }
+    this.adoptedPolicies = [];
+    if (gone.length + policies > 0) {
+      this.log.info(
+        { event: 'kernel-gc', sas: gone.length, policies },
+        'removed kernel state of tunnels no longer configured',
+      );
+    }
+  }
+
+  /** Delete stale SAs (of one reqid once its new CHILD SA is in, or all of them). */
+  private async dropStale(reqid: number | undefined, reason: string): Promise<void> {
+    const drop = this.stale.filter((sa) => reqid === undefined || sa.info.reqid === reqid);
+    if (drop.length === 0) return;
+    this.stale = this.stale.filter((sa) => !drop.includes(sa));
+    for (const sa of drop) {
+      try {
+        await this.o.kernel.deleteXfrmSa?.(sa);
+      } catch (e) {
+        this.log.error({ event: 'kernel-error', operation: 'delete-stale' }, (e as Error).message);
+      }
+    }
+    this.log.info({ event: 'stale-sas-removed', reqid, count: drop.length }, reason);
+  }
+
+  private findChild(spi: number): { sa: IkeSa; child: ChildSa } | undefined {
+    for (const sa of this.engine.ikeSas()) {
+      for (const child of sa.children) if (child.spiIn === spi || child.spiOut === spi) return { sa, child };
+    }
+    return undefined;
+  }
+
+  /** Kernel events: soft EXPIRE -> rekey; hard EXPIRE without a successor -> error and renegotiation; ACQUIRE -> start. */
+  private onKernelEvent(ev: XfrmEvent): void {
+    if (ev.kind === 'expire') {
+      const spi = ev.sa.info.id.spi >>> 0;
+      const found = this.findChild(spi);
+      if (!found) return;
+      const { child } = found;
+      const owner = child.owner as IkeSa;
+      const tunnel = owner.config.name;
+      if (!ev.hard) {
+        if (child.state === 'installed' && !child.replacedBy && owner.state === 'established') {
+          this.log.info({ event: 'soft-expire', tunnel, spi: hex8(spi) }, 'kernel soft limit reached; rekeying');
+          this.engine.rekeyChild(owner, child);
+        }
+        return;
+      }
+      if (child.state === 'installed' || child.state === 'rekeying') {
+        const message = `CHILD SA ${hex8(spi)} reached its hard limit before it could be rekeyed; renegotiating`;
+        const entry = this.tunnels.get(tunnel);
+        if (entry)
+          entry.lastError = { code: 'HARD_EXPIRY', message, at: new Date(this.o.clock.wallNow()).toISOString() };
+        this.log.error({ event: 'hard-expire', tunnel, spi: hex8(spi) }, message);
+        this.engine.deleteChild(owner, child, 'hard expiry');
+        if (child.config.startAction !== 'none') this.engine.createChild(owner, child.config);
+      }
+      return;
+    }
+    if (ev.kind === 'acquire') {
+      const reqid = ev.tmpls[0]?.reqid;
+      const entry = [...this.tunnels.values()].find((e) => e.spec.reqid === reqid);
+      if (!entry?.config) return;
+      const key = tunnelKey(entry.spec);
+      const now = this.o.clock.now();
+      if (now - (this.lastAcquire.get(key) ?? Number.NEGATIVE_INFINITY) < 5000) return;
+      this.lastAcquire.set(key, now);
+      const busy = this.engine
+        .ikeSas()
+        .some((s) => s.config.name === key && (s.state === 'connecting' || s.state === 'established'));
+      if (busy) return;
+      this.log.info({ event: 'acquire', tunnel: key }, 'traffic for a trapped tunnel; negotiating');
+      this.o.metrics?.initiated(this.engine.initiate(entry.config).uid);
     }
   }
 
@@ -196,6 +392,7 @@ export class Agent implements ConfigLookup<PeerConfig> {
   // ---- events and status ---------------------------------------------------------------------------------------
 
   private onEvent(e: EngineEvent): void {
+    this.o.metrics?.onEngineEvent(e);
     const tunnel = 'sa' in e ? e.sa.peer : undefined;
     const entry = tunnel ? this.tunnels.get(tunnel) : undefined;
     const base = { event: e.type, tunnel };
@@ -207,6 +404,8 @@ export class Agent implements ConfigLookup<PeerConfig> {
         );
         break;
       case 'child-installed':
+        // The new CHILD SA carries the tunnel now: SAs a previous agent left for it can go.
+        if (this.stale.length > 0) void this.dropStale(e.sa.reqid, 'replaced after restart');
         this.log.info(
           {
             ...base,
@@ -282,6 +481,32 @@ export class Agent implements ConfigLookup<PeerConfig> {
     return view;
   }
 
+  /** Counts for the metrics gauges. */
+  async metricsSnapshot(): Promise<import('./metrics.js').SaSnapshot> {
+    const s = await this.status();
+    const ikeByState = new Map<string, number>();
+    let children = 0;
+    const traffic: import('./metrics.js').SaSnapshot['traffic'] = [];
+    for (const t of s.tunnels) {
+      ikeByState.set(t.ikeSA.state, (ikeByState.get(t.ikeSA.state) ?? 0) + 1);
+      const key = `${t.namespace}/${t.name}`;
+      let bi = 0;
+      let bo = 0;
+      let pi = 0;
+      let po = 0;
+      for (const c of t.childSAs) {
+        if (c.state === 'installed') children++;
+        bi += Number(c.bytesIn ?? 0);
+        bo += Number(c.bytesOut ?? 0);
+        pi += Number(c.packetsIn ?? 0);
+        po += Number(c.packetsOut ?? 0);
+      }
+      traffic.push({ tunnel: key, direction: 'in', bytes: bi, packets: pi });
+      traffic.push({ tunnel: key, direction: 'out', bytes: bo, packets: po });
+    }
+    return { ikeByState, children, traffic };
+  }
+
   async status(): Promise<AgentStatus> {
     const tunnels: TunnelView[] = [];
     for (const [key, entry] of [...this.tunnels.entries()].sort(([a], [b]) => (a < b ? -1 : 1))) {
@@ -341,6 +566,17 @@ export class Agent implements ConfigLookup<PeerConfig> {
       configProblems: this.problems,
     };
   }
+}
+
+function kernelSel(ts: AddressRangeSelector): KernelSelector {
+  return {
+    family: ts.startAddress.length === 4 ? 4 : 6,
+    startAddress: formatIp(ts.startAddress),
+    endAddress: formatIp(ts.endAddress),
+    protocol: ts.ipProtocol,
+    startPort: ts.startPort,
+    endPort: ts.endPort,
+  };
 }
 
 function hex8(n: number): string {

@@ -31,6 +31,9 @@ export const AgentSettings = z.object({
       tries: z.int().min(0).max(20).default(5),
     })
     .default({ timeout: '4s', base: 1.8, tries: 5 }),
+  /** Prometheus metrics on this port (0: off). */
+  metricsPort: z.int().min(0).max(65535).default(0),
+  metricsAddress: z.string().default('0.0.0.0'),
   logLevel: z.enum(['trace', 'debug', 'info', 'warn', 'error']).default('info'),
 });
 export type AgentSettings = z.infer<typeof AgentSettings>;

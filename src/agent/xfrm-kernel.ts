@@ -16,14 +16,18 @@ import {
   IPPROTO_ESP,
   XFRM_MODE_TRANSPORT,
   XFRM_MODE_TUNNEL,
+  XFRM_POLICY_BLOCK,
   XFRM_POLICY_FWD,
   XFRM_POLICY_IN,
   XFRM_POLICY_OUT,
   XFRM_SHARE_ANY,
+  XFRMNLGRP_ACQUIRE,
+  XFRMNLGRP_EXPIRE,
 } from '../xfrm/constants.js';
-import type { XfrmPolicy } from '../xfrm/messages.js';
-import { PRIORITY_TUNNEL_BASE } from '../xfrm/policies.js';
-import { XfrmError, XfrmSocket } from '../xfrm/socket.js';
+import type { XfrmPolicy, XfrmSa } from '../xfrm/messages.js';
+import { DEFAULT_OWNERSHIP, isOwnedPolicy, isOwnedSa, type Ownership, ownedPolicyIndex } from '../xfrm/ownership.js';
+import { ikeBypassPolicies, PRIORITY_BLOCK_BASE, PRIORITY_TUNNEL_BASE } from '../xfrm/policies.js';
+import { XfrmError, type XfrmEvent, XfrmSocket } from '../xfrm/socket.js';
 import { type XfrmSelector, xfrmSelector, xfrmUserpolicyInfo } from '../xfrm/structs.js';
 
 export class SelectorNotPrefixError extends Error {
@@ -116,6 +120,22 @@ function toXfrmSa(sa: KernelSa) {
 
 const DIR = { in: XFRM_POLICY_IN, out: XFRM_POLICY_OUT, fwd: XFRM_POLICY_FWD } as const;
 
+/** Kernel identity of a policy: direction and selector (what the kernel keys on, with mark and if_id). */
+function selectorKey(dir: number, sel: XfrmSelector): string {
+  return `${dir}|${sel.family}|${sel.saddr}/${sel.prefixlenS}|${sel.daddr}/${sel.prefixlenD}|${sel.proto}|${sel.sport}/${sel.sportMask}|${sel.dport}/${sel.dportMask}`;
+}
+
+/** A subnet pair's policy while no CHILD SA serves it: block (fail closed) or trap (negotiate on the first packet). */
+export interface RestingPolicy {
+  kind: 'block' | 'trap';
+  local: KernelSelector;
+  remote: KernelSelector;
+  /** For trap: the tunnel's reqid and outer addresses (the template the ACQUIRE reports). */
+  reqid: number;
+  localAddress: string;
+  remoteAddress: string;
+}
+
 function toXfrmPolicy(p: KernelPolicy): XfrmPolicy {
   const [src, dst] = p.direction === 'out' ? [p.local, p.remote] : [p.remote, p.local];
   const sel = kernelSelector(src, dst);
@@ -143,11 +163,157 @@ function toXfrmPolicy(p: KernelPolicy): XfrmPolicy {
 }
 
 export class XfrmKernel implements KernelIpsec {
-  private constructor(readonly socket: XfrmSocket) {}
+  /** Policy slots (owned index per subnet pair); bypass policies use slots 0..7. */
+  private readonly slots = new Map<string, number>();
+  private nextSlot = 8;
+  /** Resting policies by selector key and the policies a CHILD SA currently holds there. */
+  private resting = new Map<string, { policy: XfrmPolicy }>();
+  private readonly active = new Set<string>();
 
-  /** Open NETLINK_XFRM in the current network namespace. */
-  static open(): XfrmKernel {
-    return new XfrmKernel(XfrmSocket.open());
+  private constructor(
+    readonly socket: XfrmSocket,
+    readonly own: Ownership,
+  ) {}
+
+  /** Open NETLINK_XFRM in the current network namespace, subscribed to EXPIRE and ACQUIRE events. */
+  static open(own: Ownership = DEFAULT_OWNERSHIP): XfrmKernel {
+    return new XfrmKernel(XfrmSocket.open({ groups: [XFRMNLGRP_EXPIRE, XFRMNLGRP_ACQUIRE] }), own);
+  }
+
+  onEvent(fn: (ev: XfrmEvent) => void): () => void {
+    return this.socket.onEvent(fn);
+  }
+
+  private slotFor(sel: XfrmSelector, dir: number): number {
+    // Both directions of a subnet pair share a slot: key on the out-direction view.
+    const key =
+      dir === XFRM_POLICY_OUT
+        ? selectorKey(0, sel)
+        : selectorKey(0, {
+            ...sel,
+            saddr: sel.daddr,
+            daddr: sel.saddr,
+            prefixlenS: sel.prefixlenD,
+            prefixlenD: sel.prefixlenS,
+            sport: sel.dport,
+            sportMask: sel.dportMask,
+            dport: sel.sport,
+            dportMask: sel.sportMask,
+          });
+    let slot = this.slots.get(key);
+    if (slot === undefined) {
+      slot = this.nextSlot++;
+      this.slots.set(key, slot);
+    }
+    return slot;
+  }
+
+  private indexed(p: XfrmPolicy): XfrmPolicy {
+    p.info.index = ownedPolicyIndex(this.own, this.slotFor(p.info.sel, p.info.dir), p.info.dir);
+    if (this.own.mark && !p.mark) p.mark = this.own.mark;
+    return p;
+  }
+
+  /** IKE must never enter a tunnel: UDP 500/4500 (our ports) bypass every policy (strongSwan does the same). */
+  async installBypass(ports: number[]): Promise<void> {
+    for (const p of ikeBypassPolicies(this.own, [2, 10], ports)) await this.socket.updatePolicy(p);
+  }
+
+  private restingPolicies(r: RestingPolicy): XfrmPolicy[] {
+    const dirs: ('out' | 'in' | 'fwd')[] = r.kind === 'trap' ? ['out'] : ['out', 'in', 'fwd'];
+    return dirs.map((direction) => {
+      if (r.kind === 'trap') {
+        const t = toXfrmPolicy({
+          direction,
+          local: r.local,
+          remote: r.remote,
+          reqid: r.reqid,
+          mode: 'tunnel',
+          source: r.localAddress,
+          destination: r.remoteAddress,
+        });
+        return this.indexed(t);
+      }
+      const [src, dst] = direction === 'out' ? [r.local, r.remote] : [r.remote, r.local];
+      const sel = kernelSelector(src, dst);
+      return this.indexed({
+        info: xfrmUserpolicyInfo({
+          sel,
+          dir: DIR[direction],
+          priority: PRIORITY_BLOCK_BASE - (sel.prefixlenS + sel.prefixlenD),
+          action: XFRM_POLICY_BLOCK,
+        }),
+        tmpls: [],
+      });
+    });
+  }
+
+  /**
+   * The policies that hold each subnet pair while no CHILD SA does. Pairs held by a CHILD SA now are left alone
+   * (the CHILD SA's removal restores the resting policy atomically with one UPDPOLICY); pairs no longer wanted
+   * lose their resting policies.
+   */
+  async setResting(list: RestingPolicy[]): Promise<void> {
+    const next = new Map<string, { policy: XfrmPolicy }>();
+    for (const r of list)
+      for (const policy of this.restingPolicies(r)) next.set(selectorKey(policy.info.dir, policy.info.sel), { policy });
+    for (const [key, { policy }] of next) {
+      const before = this.resting.get(key);
+      if (this.active.has(key)) continue;
+      if (before && JSON.stringify(before.policy) === JSON.stringify(policy)) continue;
+      await this.socket.updatePolicy(policy);
+    }
+    for (const [key, { policy }] of this.resting) {
+      if (next.has(key) || this.active.has(key)) continue;
+      await this.ignoreMissing(() =>
+        this.socket.deletePolicy({
+          sel: policy.info.sel,
+          dir: policy.info.dir,
+          ...(policy.mark ? { mark: policy.mark } : {}),
+        }),
+      );
+    }
+    this.resting = next;
+  }
+
+  /** Everything of ours in the kernel now (for adoption after a restart and for garbage collection). */
+  async owned(): Promise<{ sas: XfrmSa[]; policies: XfrmPolicy[] }> {
+    const [sas, policies] = await Promise.all([this.socket.dumpSas(), this.socket.dumpPolicies()]);
+    return {
+      sas: sas.filter((x) => isOwnedSa(x, this.own)),
+      policies: policies.filter((x) => isOwnedPolicy(x, this.own)),
+    };
+  }
+
+  async deleteXfrmSa(sa: XfrmSa): Promise<void> {
+    await this.ignoreMissing(() =>
+      this.socket.deleteSa({
+        daddr: sa.info.id.daddr,
+        spi: sa.info.id.spi,
+        proto: sa.info.id.proto,
+        family: sa.info.family,
+        ...(sa.mark ? { mark: sa.mark } : {}),
+      }),
+    );
+  }
+
+  async deleteXfrmPolicy(p: XfrmPolicy): Promise<void> {
+    await this.ignoreMissing(() =>
+      this.socket.deletePolicy({
+        sel: p.info.sel,
+        dir: p.info.dir,
+        ...(p.mark ? { mark: p.mark } : {}),
+        ...(p.ifId !== undefined ? { ifId: p.ifId } : {}),
+      }),
+    );
+  }
+
+  private async ignoreMissing(fn: () => Promise<void>): Promise<void> {
+    try {
+      await fn();
+    } catch (e) {
+      if (!(e instanceof XfrmError) || (e.code !== 'ENOENT' && e.code !== 'ESRCH')) throw e;
+    }
   }
 
   close(): void {
@@ -203,22 +369,32 @@ export class XfrmKernel implements KernelIpsec {
   }
 
   async addPolicy(p: KernelPolicy): Promise<void> {
-    // UPDPOLICY creates or replaces: a policy for the same selectors (e.g. left by a crashed agent) is taken over.
-    await this.socket.updatePolicy(toXfrmPolicy(p));
+    // UPDPOLICY creates or replaces: a resting (block/trap) policy or one left by a crashed agent is taken over in
+    // one step, so the subnet pair is never without a policy.
+    const x = this.indexed(toXfrmPolicy(p));
+    await this.socket.updatePolicy(x);
+    this.active.add(selectorKey(x.info.dir, x.info.sel));
   }
 
   async deletePolicy(p: Pick<KernelPolicy, 'direction' | 'local' | 'remote' | 'mark' | 'ifId'>): Promise<void> {
     const [src, dst] = p.direction === 'out' ? [p.local, p.remote] : [p.remote, p.local];
-    try {
-      await this.socket.deletePolicy({
-        sel: kernelSelector(src, dst),
+    const sel = kernelSelector(src, dst);
+    const key = selectorKey(DIR[p.direction], sel);
+    this.active.delete(key);
+    const resting = this.resting.get(key);
+    if (resting) {
+      // Fail closed / trap again: swap the tunnel policy for the resting one atomically.
+      await this.socket.updatePolicy(resting.policy);
+      return;
+    }
+    await this.ignoreMissing(() =>
+      this.socket.deletePolicy({
+        sel,
         dir: DIR[p.direction],
         ...(p.mark ? { mark: { v: p.mark.value, m: p.mark.mask } } : {}),
         ...(p.ifId !== undefined ? { ifId: p.ifId } : {}),
-      });
-    } catch (e) {
-      if (!(e instanceof XfrmError) || e.code !== 'ENOENT') throw e;
-    }
+      }),
+    );
   }
 
   async querySa(args: { spi: number; destination: string }): Promise<SaCounters | undefined> {

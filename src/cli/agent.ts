@@ -5,12 +5,12 @@
  */
 import { watch } from 'node:fs';
 import pino from 'pino';
-import { Agent } from '../agent/agent.js';
+import { Agent, type AgentOptions } from '../agent/agent.js';
 import { type DesiredState, loadConfigDir } from '../agent/config-dir.js';
 import { MemoryKernel } from '../agent/memory-kernel.js';
+import { AgentMetrics } from '../agent/metrics.js';
 import { SystemClock, systemRandom } from '../agent/runtime.js';
 import { serveStatus } from '../agent/status.js';
-import type { KernelIpsec } from '../ike/ports.js';
 
 export const AGENT_USAGE = `usage: ipsec-mesh agent --config-dir DIR [--dataplane netlink|none] [--state-dir DIR]
 
@@ -62,7 +62,7 @@ export function parseAgentArgs(argv: string[]): AgentArgs {
   return { configDir, dataplane, ...(stateDir ? { stateDir } : {}) };
 }
 
-async function kernelFor(dataplane: 'netlink' | 'none'): Promise<KernelIpsec> {
+async function kernelFor(dataplane: 'netlink' | 'none'): Promise<AgentOptions['kernel']> {
   if (dataplane === 'none') return new MemoryKernel(systemRandom);
   const { XfrmKernel } = await import('../agent/xfrm-kernel.js');
   return XfrmKernel.open();
@@ -89,13 +89,18 @@ export async function runAgent(argv: string[]): Promise<number> {
   }
   const settings = { ...first.settings, ...(args.stateDir ? { stateDir: args.stateDir } : {}) };
   const log = pino({ level: settings.logLevel, base: { component: 'agent', node: settings.nodeName } });
-  let kernel: KernelIpsec;
+  let kernel: AgentOptions['kernel'];
   try {
     kernel = await kernelFor(args.dataplane);
   } catch (e) {
     log.fatal({ event: 'dataplane-error' }, `cannot open the ${args.dataplane} data plane: ${(e as Error).message}`);
     return 1;
   }
+  const ref: { agent?: Agent } = {};
+  const metrics = new AgentMetrics(async () =>
+    ref.agent ? ref.agent.metricsSnapshot() : { ikeByState: new Map(), children: 0, traffic: [] },
+  );
+  const espInUdp = args.dataplane === 'netlink' ? (await import('../xfrm/udp-encap.js')).enableEspInUdp : undefined;
   const agent = new Agent({
     settings,
     kernel,
@@ -103,7 +108,10 @@ export async function runAgent(argv: string[]): Promise<number> {
     logger: log,
     clock: new SystemClock(),
     random: systemRandom,
+    metrics,
+    ...(espInUdp ? { espInUdp } : {}),
   });
+  ref.agent = agent;
   try {
     await agent.start();
   } catch (e) {
@@ -111,6 +119,8 @@ export async function runAgent(argv: string[]): Promise<number> {
     return 1;
   }
   const server = serveStatus(settings.stateDir, () => agent.status());
+  const metricsServer =
+    settings.metricsPort > 0 ? metrics.serve(settings.metricsPort, settings.metricsAddress) : undefined;
   const apply = (d: DesiredState) => agent.apply({ tunnels: d.tunnels, secrets: d.secrets, problems: d.problems });
   apply(first);
 
@@ -141,6 +151,7 @@ export async function runAgent(argv: string[]): Promise<number> {
   watcher.close();
   clearTimeout(pending);
   server.close();
+  metricsServer?.close();
   await agent.stop();
   return 0;
 }

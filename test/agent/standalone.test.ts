@@ -25,7 +25,7 @@ describe('standalone agents over real UDP in network namespaces', () => {
   });
 
   it('negotiates a tunnel from YAML, reports it, follows config changes and stops cleanly', async () => {
-    const dirA = agentDir('site-a', { addresses: [pair.addressA, pair.address6A] });
+    const dirA = agentDir('site-a', { addresses: [pair.addressA, pair.address6A], metricsPort: 19464 });
     const dirB = agentDir('site-b', { addresses: [pair.addressB, pair.address6B] });
     const common = { ike: ['aes256gcm16-prfsha384-x25519'], esp: ['aes256gcm16-x25519'] };
     dirA.write('tunnels.yaml', [
@@ -87,6 +87,12 @@ describe('standalone agents over real UDP in network namespaces', () => {
     const json = JSON.parse(cli(['--json']));
     expect(json.tunnels[0].ikeSA.spiI).toBe(ta.ikeSA.spiI);
     expect(cli([])).toContain('default/to-b');
+
+    // Prometheus metrics (served inside the namespace).
+    const metrics = pair.exec(pair.a, 'curl', ['-s', 'http://127.0.0.1:19464/metrics']);
+    expect(metrics).toMatch(/ipsec_mesh_handshakes_total\{result="ok",code=""\} 1/);
+    expect(metrics).toMatch(/ipsec_mesh_ike_sas\{state="Established"\} 1/);
+    expect(metrics).toMatch(/ipsec_mesh_handshake_seconds_count 1/);
 
     // A broken file is reported with file, field and problem; the valid tunnel keeps running.
     dirA.write('broken.yaml', [
