@@ -162,6 +162,11 @@ function toXfrmPolicy(p: KernelPolicy): XfrmPolicy {
   return policy;
 }
 
+function same(a: unknown, b: unknown): boolean {
+  const text = (v: unknown) => JSON.stringify(v, (_k, x) => (typeof x === 'bigint' ? x.toString() : x));
+  return text(a) === text(b);
+}
+
 export class XfrmKernel implements KernelIpsec {
   /** Policy slots (owned index per subnet pair); bypass policies use slots 0..7. */
   private readonly slots = new Map<string, number>();
@@ -260,7 +265,7 @@ export class XfrmKernel implements KernelIpsec {
     for (const [key, { policy }] of next) {
       const before = this.resting.get(key);
       if (this.active.has(key)) continue;
-      if (before && JSON.stringify(before.policy) === JSON.stringify(policy)) continue;
+      if (before && same(before.policy, policy)) continue;
       await this.socket.updatePolicy(policy);
     }
     for (const [key, { policy }] of this.resting) {
