@@ -8,10 +8,15 @@ const REPO = join(import.meta.dirname, '../..');
 
 describe('agent XFRM port: bypass, fail-closed and trap policies, atomic swaps', () => {
   const ns = `imak${process.pid % 100000}`;
-  let result: Record<
-    string,
-    { dir: string; src: string; dst: string; action: string; tmpl: boolean; proto?: string }[]
-  > & {
+  type Pol = { dir: string; src: string; dst: string; action: string; tmpl: boolean; proto?: string };
+  let result: {
+    bypass: Pol[];
+    block: Pol[];
+    tunnel: Pol[];
+    tunnelKept: Pol[];
+    backToBlock: Pol[];
+    trap: Pol[];
+    cleared: Pol[];
     owned: { sas: number; policies: number };
   };
 
@@ -40,7 +45,7 @@ describe('agent XFRM port: bypass, fail-closed and trap policies, atomic swaps',
   });
 
   it('replaces the block policies by the tunnel policies in place, and back when the CHILD SA goes', () => {
-    const pair = (list: typeof result.block) =>
+    const pair = (list: Pol[]) =>
       list.filter((p) => p.src?.startsWith('198.18') || p.dst?.startsWith('198.18'));
     expect(pair(result.tunnel).every((p) => p.action === 'allow' && p.tmpl)).toBe(true);
     expect(pair(result.tunnel)).toHaveLength(3);
