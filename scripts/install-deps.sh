@@ -2,7 +2,10 @@
 # Installs the system packages the test suites need on a fresh Debian machine (idempotent; run as root).
 set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive
-PKGS=(iproute2 kmod user-mode-linux tcpdump nftables curl)
+PKGS=(iproute2 kmod user-mode-linux tcpdump nftables curl util-linux
+  # strongSwan interop (test/interop/strongswan): charon, swanctl, kernel-libipsec, openssl/curve25519/chapoly plugins
+  strongswan-charon strongswan-swanctl strongswan-libcharon libcharon-extra-plugins
+  libstrongswan-standard-plugins libstrongswan-extra-plugins)
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
