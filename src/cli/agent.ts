@@ -10,17 +10,38 @@ import { type DesiredState, loadConfigDir } from '../agent/config-dir.js';
 import { MemoryKernel } from '../agent/memory-kernel.js';
 import { AgentMetrics } from '../agent/metrics.js';
 import { SystemClock, systemRandom } from '../agent/runtime.js';
+import { AgentSettings } from '../agent/settings.js';
 import { serveStatus } from '../agent/status.js';
+import { API_VERSION, parseDuration } from '../api/common.js';
 
-export const AGENT_USAGE = `usage: ipsec-mesh agent --config-dir DIR [--dataplane netlink|none] [--state-dir DIR]
+export const AGENT_USAGE = `usage: ipsec-mesh agent --config-dir DIR [options]          (standalone)
+       ipsec-mesh agent --kubernetes --node-name NAME [options] (in a cluster)
 
-  --config-dir DIR     directory of YAML: IPsecTunnel, IPsecMesh, v1 Secret, and one AgentSettings (agent.yaml)
-  --dataplane MODE     netlink (default): program the kernel's XFRM; none: negotiate and report only
-  --state-dir DIR      overrides stateDir of AgentSettings (status socket: DIR/agent.sock)
+  --config-dir DIR       directory of YAML: IPsecTunnel, IPsecMesh, v1 Secret, and one AgentSettings (agent.yaml)
+  --kubernetes           take the desired state from this node's IPsecNodeConfig and its node Secret
+  --node-name NAME       the node this agent runs on (Kubernetes mode)
+  --secret-namespace NS  namespace of the node Secret (the operator's namespace)
+  --address IP           local IKE address to listen on (repeatable; Kubernetes mode)
+  --kubeconfig FILE      kubeconfig (default: in-cluster, or $KUBECONFIG)
+  --heartbeat DURATION   status/heartbeat period (default 5s)
+  --metrics-port PORT    Prometheus metrics (Kubernetes mode; standalone: metricsPort in AgentSettings)
+  --log-level LEVEL      trace|debug|info|warn|error
+  --dataplane MODE       netlink (default): program the kernel's XFRM; none: negotiate and report only
+  --state-dir DIR        status socket directory (default /run/ipsec-mesh)
 `;
 
+const VERSION_STRING = '0.1.0';
+
 export interface AgentArgs {
-  configDir: string;
+  configDir?: string;
+  kubernetes: boolean;
+  nodeName?: string;
+  secretNamespace?: string;
+  addresses: string[];
+  kubeconfig?: string;
+  heartbeat: string;
+  metricsPort?: number;
+  logLevel?: 'trace' | 'debug' | 'info' | 'warn' | 'error';
   dataplane: 'netlink' | 'none';
   stateDir?: string;
 }
@@ -30,12 +51,11 @@ export class UsageError extends Error {
 }
 
 export function parseAgentArgs(argv: string[]): AgentArgs {
-  let configDir: string | undefined;
-  let dataplane: 'netlink' | 'none' = 'netlink';
-  let stateDir: string | undefined;
+  const a: AgentArgs = { kubernetes: false, addresses: [], heartbeat: '5s', dataplane: 'netlink' };
   for (let i = 0; i < argv.length; i++) {
-    const a = argv[i]!;
-    const [flag, inline] = a.includes('=') ? [a.slice(0, a.indexOf('=')), a.slice(a.indexOf('=') + 1)] : [a, undefined];
+    const arg = argv[i]!;
+    const eq = arg.indexOf('=');
+    const [flag, inline] = eq >= 0 ? [arg.slice(0, eq), arg.slice(eq + 1)] : [arg, undefined];
     const value = () => {
       const v = inline ?? argv[++i];
       if (v === undefined || v === '') throw new UsageError(`${flag} needs a value`);
@@ -43,23 +63,58 @@ export function parseAgentArgs(argv: string[]): AgentArgs {
     };
     switch (flag) {
       case '--config-dir':
-        configDir = value();
+        a.configDir = value();
         break;
+      case '--kubernetes':
+        a.kubernetes = true;
+        break;
+      case '--node-name':
+        a.nodeName = value();
+        break;
+      case '--secret-namespace':
+        a.secretNamespace = value();
+        break;
+      case '--address':
+        a.addresses.push(value());
+        break;
+      case '--kubeconfig':
+        a.kubeconfig = value();
+        break;
+      case '--heartbeat':
+        a.heartbeat = value();
+        break;
+      case '--metrics-port': {
+        const v = Number(value());
+        if (!Number.isInteger(v) || v < 0 || v > 65535) throw new UsageError('--metrics-port must be a port number');
+        a.metricsPort = v;
+        break;
+      }
+      case '--log-level': {
+        const v = value();
+        if (!['trace', 'debug', 'info', 'warn', 'error'].includes(v))
+          throw new UsageError(`--log-level: unknown level '${v}'`);
+        a.logLevel = v as AgentArgs['logLevel'];
+        break;
+      }
       case '--dataplane': {
         const v = value();
         if (v !== 'netlink' && v !== 'none') throw new UsageError(`--dataplane must be netlink or none, not '${v}'`);
-        dataplane = v;
+        a.dataplane = v;
         break;
       }
       case '--state-dir':
-        stateDir = value();
+        a.stateDir = value();
         break;
       default:
-        throw new UsageError(`unknown flag '${a}'`);
+        throw new UsageError(`unknown flag '${arg}'`);
     }
   }
-  if (!configDir) throw new UsageError('--config-dir is required (Kubernetes mode arrives with the operator)');
-  return { configDir, dataplane, ...(stateDir ? { stateDir } : {}) };
+  if (a.kubernetes === (a.configDir !== undefined)) {
+    throw new UsageError('give exactly one of --config-dir DIR (standalone) or --kubernetes');
+  }
+  if (a.kubernetes && !a.nodeName) throw new UsageError('--kubernetes needs --node-name');
+  if (a.kubernetes && a.addresses.length === 0) throw new UsageError('--kubernetes needs at least one --address');
+  return a;
 }
 
 async function kernelFor(dataplane: 'netlink' | 'none'): Promise<AgentOptions['kernel']> {
@@ -79,15 +134,40 @@ export async function runAgent(argv: string[]): Promise<number> {
     }
     throw e;
   }
-  const first = loadConfigDir(args.configDir);
   const bootLog = pino({ base: { component: 'agent' } });
-  for (const p of first.problems)
-    bootLog.error({ event: 'config-problem', file: p.file, where: p.where, path: p.path }, p.message);
-  if (!first.settings) {
-    bootLog.fatal({ event: 'no-settings' }, `no valid AgentSettings in ${args.configDir}; cannot start`);
-    return 1;
+  let first: DesiredState | undefined;
+  let settings: AgentSettings;
+  if (args.configDir !== undefined) {
+    first = loadConfigDir(args.configDir);
+    for (const p of first.problems)
+      bootLog.error({ event: 'config-problem', file: p.file, where: p.where, path: p.path }, p.message);
+    if (!first.settings) {
+      bootLog.fatal({ event: 'no-settings' }, `no valid AgentSettings in ${args.configDir}; cannot start`);
+      return 1;
+    }
+    settings = {
+      ...first.settings,
+      ...(args.stateDir ? { stateDir: args.stateDir } : {}),
+      ...(args.logLevel ? { logLevel: args.logLevel } : {}),
+    };
+  } else {
+    const r = AgentSettings.safeParse({
+      apiVersion: API_VERSION,
+      kind: 'AgentSettings',
+      nodeName: args.nodeName,
+      addresses: args.addresses,
+      ...(args.stateDir ? { stateDir: args.stateDir } : {}),
+      ...(args.logLevel ? { logLevel: args.logLevel } : {}),
+      ...(args.metricsPort !== undefined ? { metricsPort: args.metricsPort } : {}),
+    });
+    if (!r.success) {
+      process.stderr.write(
+        `ipsec-mesh agent: ${r.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}\n`,
+      );
+      return 2;
+    }
+    settings = r.data;
   }
-  const settings = { ...first.settings, ...(args.stateDir ? { stateDir: args.stateDir } : {}) };
   const log = pino({ level: settings.logLevel, base: { component: 'agent', node: settings.nodeName } });
   let kernel: AgentOptions['kernel'];
   try {
@@ -121,24 +201,49 @@ export async function runAgent(argv: string[]): Promise<number> {
   const server = serveStatus(settings.stateDir, () => agent.status());
   const metricsServer =
     settings.metricsPort > 0 ? metrics.serve(settings.metricsPort, settings.metricsAddress) : undefined;
-  const apply = (d: DesiredState) => agent.apply({ tunnels: d.tunnels, secrets: d.secrets, problems: d.problems });
-  apply(first);
-
-  // Re-read the directory when it changes (debounced); settings changes need a restart.
-  let pending: NodeJS.Timeout | undefined;
-  const watcher = watch(args.configDir, () => {
-    clearTimeout(pending);
-    pending = setTimeout(() => {
-      const next = loadConfigDir(args.configDir);
-      for (const p of next.problems)
-        log.error({ event: 'config-problem', file: p.file, where: p.where, path: p.path }, p.message);
-      if (next.settings && JSON.stringify(next.settings) !== JSON.stringify(first.settings)) {
-        log.warn({ event: 'settings-changed' }, 'AgentSettings changed; restart the agent to apply them');
-      }
-      log.info({ event: 'config-reloaded', tunnels: next.tunnels.length }, 'configuration re-read');
-      apply(next);
-    }, 200);
-  });
+  let stopSource: () => void = () => {};
+  if (args.configDir !== undefined && first) {
+    const configDir = args.configDir;
+    const initial = first;
+    const apply = (d: DesiredState) => agent.apply({ tunnels: d.tunnels, secrets: d.secrets, problems: d.problems });
+    apply(initial);
+    // Re-read the directory when it changes (debounced); settings changes need a restart.
+    let pending: NodeJS.Timeout | undefined;
+    const watcher = watch(configDir, () => {
+      clearTimeout(pending);
+      pending = setTimeout(() => {
+        const next = loadConfigDir(configDir);
+        for (const p of next.problems)
+          log.error({ event: 'config-problem', file: p.file, where: p.where, path: p.path }, p.message);
+        if (next.settings && JSON.stringify(next.settings) !== JSON.stringify(initial.settings)) {
+          log.warn({ event: 'settings-changed' }, 'AgentSettings changed; restart the agent to apply them');
+        }
+        log.info({ event: 'config-reloaded', tunnels: next.tunnels.length }, 'configuration re-read');
+        apply(next);
+      }, 200);
+    });
+    stopSource = () => {
+      watcher.close();
+      clearTimeout(pending);
+    };
+  } else {
+    const { KubeConfig } = await import('@kubernetes/client-node');
+    const { KubeSource } = await import('../agent/kube-source.js');
+    const kc = new KubeConfig();
+    if (args.kubeconfig) kc.loadFromFile(args.kubeconfig);
+    else kc.loadFromDefault();
+    const source = new KubeSource({
+      kc,
+      nodeName: settings.nodeName,
+      secretNamespace: args.secretNamespace ?? 'ipsec-mesh-system',
+      agent,
+      logger: log,
+      version: VERSION_STRING,
+      heartbeatMs: parseDuration(args.heartbeat) ?? 5000,
+    });
+    await source.start();
+    stopSource = () => source.stop();
+  }
 
   await new Promise<void>((resolve) => {
     const stop = (signal: string) => {
@@ -148,8 +253,7 @@ export async function runAgent(argv: string[]): Promise<number> {
     process.once('SIGTERM', () => stop('SIGTERM'));
     process.once('SIGINT', () => stop('SIGINT'));
   });
-  watcher.close();
-  clearTimeout(pending);
+  stopSource();
   server.close();
   metricsServer?.close();
   await agent.stop();
