@@ -520,7 +520,11 @@ export class Engine {
     this.restartPending.add(config.name);
     this.ports.clock.setTimer(delay, () => {
       if (!this.restartPending.delete(config.name) || this.stopped) return;
-      const live = [...(this.byPeer.get(config.name) ?? [])].some((s) => s.state !== 'destroyed');
+      // Only a working or negotiating IKE SA makes the restart unnecessary; one that is being replaced or deleted
+      // (or a lingering retired one) does not.
+      const live = [...(this.byPeer.get(config.name) ?? [])].some(
+        (s) => s.state === 'established' || s.state === 'connecting',
+      );
       if (!live) this.initiate(config);
     });
     void reason;
