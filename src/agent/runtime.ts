@@ -34,4 +34,25 @@ export class SystemClock implements Clock {
   }
 }
 
-export const systemRandom: Random = (length) => randomFillSync(new Uint8Array(length));
+/**
+ * OpenSSL randomness, drawn in 8 KiB blocks: one system call per block instead of one per nonce or SPI. Each
+ * caller gets its own copy, so no long-lived value pins the block.
+ */
+export function pooledRandom(blockSize = 8192): Random {
+  let pool = new Uint8Array(0);
+  let offset = 0;
+  return (length) => {
+    if (length > blockSize) return randomFillSync(new Uint8Array(length));
+    if (offset + length > pool.length) {
+      pool = randomFillSync(new Uint8Array(blockSize));
+      offset = 0;
+    }
+    const out = pool.slice(offset, offset + length);
+    // Never hand out the same bytes twice.
+    pool.fill(0, offset, offset + length);
+    offset += length;
+    return out;
+  };
+}
+
+export const systemRandom: Random = pooledRandom();

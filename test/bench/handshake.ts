@@ -7,9 +7,9 @@
  * IKE SA with its CHILD SA is reported (both ends live in this process, so it is split per side).
  */
 
-import { randomFillSync } from 'node:crypto';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
+import { systemRandom } from '../../src/agent/runtime.js';
 import type { BenchContext } from '../../src/cli/bench-report.js';
 import { selectorFromCidr } from '../../src/ike/codec/payloads/ts.js';
 import { createNobleProvider, createNodeProvider } from '../../src/ike/crypto/index.js';
@@ -58,7 +58,8 @@ class CountingKernel implements KernelIpsec {
   }
 }
 
-const random = (n: number) => randomFillSync(new Uint8Array(n));
+// The agent's randomness (OpenSSL, drawn in blocks).
+const random = systemRandom;
 
 function config(i: number, initiator: boolean): PeerConfig {
   // Each tunnel gets its own pair of addresses so the responder finds its configuration by address.
