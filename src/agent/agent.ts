@@ -26,7 +26,7 @@ import type { ChildSa } from '../ike/sa/child-sa.js';
 import type { PeerConfig } from '../ike/sa/config.js';
 import type { EngineEvent } from '../ike/sa/events.js';
 import type { IkeSa } from '../ike/sa/ike-sa.js';
-import { spiHex } from '../ike/sa/ike-sa.js';
+import { kernelSelectorOf, spiHex } from '../ike/sa/ike-sa.js';
 import { sameIdentity } from '../ike/tasks/ike-auth.js';
 import { canonical } from '../operator/plan.js';
 import { DEFAULT_OWNERSHIP } from '../xfrm/ownership.js';
@@ -255,8 +255,8 @@ export class Agent implements ConfigLookup<PeerConfig> {
             for (const r of child.remoteTs) {
               list.push({
                 kind: trap ? 'trap' : 'block',
-                local: kernelSel(l),
-                remote: kernelSel(r),
+                local: kernelSelectorOf(l),
+                remote: kernelSelectorOf(r),
                 reqid: child.reqid!,
                 localAddress: c.local.address,
                 remoteAddress: c.remote.address,
@@ -566,17 +566,6 @@ export class Agent implements ConfigLookup<PeerConfig> {
       configProblems: this.problems,
     };
   }
-}
-
-function kernelSel(ts: AddressRangeSelector): KernelSelector {
-  return {
-    family: ts.startAddress.length === 4 ? 4 : 6,
-    startAddress: formatIp(ts.startAddress),
-    endAddress: formatIp(ts.endAddress),
-    protocol: ts.ipProtocol,
-    startPort: ts.startPort,
-    endPort: ts.endPort,
-  };
 }
 
 function hex8(n: number): string {

@@ -115,3 +115,19 @@ export function summarize(results: SoakResult[]): string {
   for (const f of failed) lines.push(`  FAILED seed ${f.seed}: ${f.reason} (replay: npm run soak -- --seed ${f.seed})`);
   return lines.join('\n');
 }
+
+/** The body of one `npm test` soak file: seeds `from`..`to` must all settle; the run must have rekeyed a lot. */
+export async function expectSoakRange(
+  from: number,
+  to: number,
+): Promise<{ failed: string[]; summary: string; childRekeys: number; ikeRekeys: number }> {
+  const results: SoakResult[] = [];
+  for (let seed = from; seed <= to; seed++) results.push(await soakSeed(seed));
+  const summary = summarize(results);
+  return {
+    failed: results.filter((r) => !r.ok).map((r) => `${r.seed}: ${r.reason}`),
+    summary,
+    childRekeys: results.reduce((n, r) => n + r.childRekeys, 0),
+    ikeRekeys: results.reduce((n, r) => n + r.ikeRekeys, 0),
+  };
+}

@@ -72,6 +72,18 @@ export function policyKey(p: KernelPolicy): string {
   return `${p.direction}|${sel(p.local)}|${sel(p.remote)}`;
 }
 
+/** A traffic selector as the kernel port takes it (textual addresses). */
+export function kernelSelectorOf(ts: AddressRangeSelector): KernelSelector {
+  return {
+    family: ts.startAddress.length === 4 ? 4 : 6,
+    startAddress: formatIp(ts.startAddress),
+    endAddress: formatIp(ts.endAddress),
+    protocol: ts.ipProtocol,
+    startPort: ts.startPort,
+    endPort: ts.endPort,
+  };
+}
+
 export function spiHex(spi: Uint8Array): string {
   let s = '';
   for (const b of spi) s += b.toString(16).padStart(2, '0');
@@ -412,14 +424,7 @@ export class IkeSa implements TaskManagerHost<IkeMessage, IkeMessage> {
   // ---- kernel --------------------------------------------------------------------------------------------------
 
   private selector(ts: AddressRangeSelector): KernelSelector {
-    return {
-      family: ts.startAddress.length === 4 ? 4 : 6,
-      startAddress: formatIp(ts.startAddress),
-      endAddress: formatIp(ts.endAddress),
-      protocol: ts.ipProtocol,
-      startPort: ts.startPort,
-      endPort: ts.endPort,
-    };
+    return kernelSelectorOf(ts);
   }
 
   private kernelSa(
