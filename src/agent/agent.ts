@@ -13,15 +13,7 @@ import { createNodeProvider } from '../ike/crypto/index.js';
 import { formatProposal } from '../ike/crypto/proposals.js';
 import type { CryptoProvider } from '../ike/crypto/provider.js';
 import { Engine } from '../ike/engine.js';
-import type {
-  Clock,
-  ConfigLookup,
-  ConfiguredIdentity,
-  Endpoint,
-  KernelIpsec,
-  KernelSelector,
-  Random,
-} from '../ike/ports.js';
+import type { Clock, ConfigLookup, ConfiguredIdentity, Endpoint, KernelIpsec, Random } from '../ike/ports.js';
 import type { ChildSa } from '../ike/sa/child-sa.js';
 import type { PeerConfig } from '../ike/sa/config.js';
 import type { EngineEvent } from '../ike/sa/events.js';

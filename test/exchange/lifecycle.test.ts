@@ -9,7 +9,6 @@ import type { ChildRekeyTask } from '../../src/ike/tasks/child-rekey.js';
 import type { IkeRekeyTask } from '../../src/ike/tasks/ike-rekey.js';
 import { verifyPairing } from '../sim/kernel.js';
 import {
-  type ConfigOptions,
   dropNext,
   established,
   headerOf,
@@ -433,5 +432,3 @@ describe('windows larger than one (SET_WINDOW_SIZE)', () => {
     expect(ike.tm.pendingRequests).toBe(1);
   });
 });
-
-export type { ConfigOptions };

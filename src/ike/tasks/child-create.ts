@@ -118,7 +118,11 @@ export class ChildCreateTask implements Task<IkeMessage, IkeMessage> {
     const sa = this.sa;
     const config = this.options.config!;
     if (!this.child) {
-      const child = new ChildSa(this.ctx.nextUid(), config, config.reqid ?? this.ctx.reqidFor(sa.config.name, config.name));
+      const child = new ChildSa(
+        this.ctx.nextUid(),
+        config,
+        config.reqid ?? this.ctx.reqidFor(sa.config.name, config.name),
+      );
       child.createdByUs = true;
       this.child = child;
       sa.children.push(child);
@@ -444,7 +448,11 @@ export class ChildCreateTask implements Task<IkeMessage, IkeMessage> {
         peerKe = keP.data;
       }
     }
-    const child = new ChildSa(this.ctx.nextUid(), config, config.reqid ?? this.ctx.reqidFor(sa.config.name, config.name));
+    const child = new ChildSa(
+      this.ctx.nextUid(),
+      config,
+      config.reqid ?? this.ctx.reqidFor(sa.config.name, config.name),
+    );
     this.child = child;
     sa.children.push(child);
     child.mode = transportRequested && config.mode === 'transport' ? 'transport' : 'tunnel';
