@@ -5,7 +5,10 @@ export DEBIAN_FRONTEND=noninteractive
 PKGS=(iproute2 kmod user-mode-linux tcpdump nftables curl util-linux
   # strongSwan interop (test/interop/strongswan): charon, swanctl, kernel-libipsec, openssl/curve25519/chapoly plugins
   strongswan-charon strongswan-swanctl strongswan-libcharon libcharon-extra-plugins
-  libstrongswan-standard-plugins libstrongswan-extra-plugins)
+  libstrongswan-standard-plugins libstrongswan-extra-plugins
+  # agent scenarios in UML (test/uml/agent-*): ping, iptables-legacy masquerade (the UML kernel has no nftables ip
+  # family), conntrack -F
+  iputils-ping iptables conntrack)
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

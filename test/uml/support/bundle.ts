@@ -1,0 +1,34 @@
+/**
+ * The agent as one ESM file for the UML scenarios. Inside User-Mode Linux every file read goes through hostfs and
+ * tsx compiles each TypeScript module on first use: `node --import tsx src/cli/main.ts agent` needs 15-25 s to start
+ * there, the bundle about 4 s. The bundle is built on the host from the current sources before UML boots (esbuild,
+ * which tsx brings), with everything inlined except the native addons (`netlink`, `sockopt`), and is kept under
+ * node_modules/.cache so that those resolve from the repository's node_modules.
+ */
+import { execFileSync } from 'node:child_process';
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { REPO } from './agents.js';
+
+export function buildAgentBundle(): string {
+  const dir = join(REPO, 'node_modules/.cache/ipsec-mesh-uml');
+  mkdirSync(dir, { recursive: true });
+  const out = join(dir, `agent-${process.pid}.mjs`);
+  execFileSync(
+    join(REPO, 'node_modules/.bin/esbuild'),
+    [
+      join(REPO, 'test/uml/support/agent-entry.ts'),
+      '--bundle',
+      '--platform=node',
+      '--format=esm',
+      '--external:netlink',
+      '--external:sockopt',
+      `--outfile=${out}`,
+      '--log-level=error',
+      // CommonJS dependencies inside an ESM bundle call require().
+      "--banner:js=import{createRequire as __ipsecMeshRequire}from'node:module';const require=__ipsecMeshRequire(import.meta.url);",
+    ],
+    { cwd: REPO, stdio: ['ignore', 'ignore', 'pipe'] },
+  );
+  return out;
+}
