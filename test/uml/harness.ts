@@ -137,6 +137,12 @@ mount -t devtmpfs devtmpfs /dev 2>/dev/null || mount -t tmpfs tmpfs /dev
 mkdir -p /dev/shm /dev/pts && mount -t tmpfs tmpfs /dev/shm
 mount -t tmpfs tmpfs /run
 mount -t tmpfs tmpfs /tmp
+${
+  // A checkout under /tmp (CI may clone there) would vanish under that tmpfs: bring it back from the host.
+  repoRoot.startsWith('/tmp/')
+    ? `mkdir -p ${shellQuote(repoRoot)} && mount -t hostfs -o ${shellQuote(repoRoot)} hostfs ${shellQuote(repoRoot)} || echo "UML-HARNESS: cannot mount the checkout"`
+    : ''
+}
 mount -t hostfs -o ${shellQuote(work)} hostfs ${shellQuote(work)} || echo "UML-HARNESS: cannot mount work dir"
 mkdir -p /tmp/root/lib/modules
 ln -s /usr/lib/uml/modules/${kv} /tmp/root/lib/modules/${kv}
