@@ -16,7 +16,7 @@ export const OPERATOR_USAGE = `usage: ipsec-mesh operator [flags]
   --heartbeat-timeout DUR    agent heartbeat age after which a gateway is dead (default 30s)
   --resync DUR               periodic full resync (default 5m)
   --agent-secrets-role NAME  Role the operator keeps pointed at the node Secrets (default ipsec-mesh-agent-secrets; '' disables)
-  --workers N                tunnel reconcile workers (default 8)
+  --workers N                tunnel reconcile workers (default 4)
   --no-leader-elect          run without leader election (single replica)
   --lease-name NAME          leader Lease (default ipsec-mesh-operator)
   --lease-duration DUR       (default 15s)   --renew-deadline DUR (default 10s)   --retry-period DUR (default 2s)
@@ -70,7 +70,7 @@ export function parseOperatorArgs(argv: string[], env: NodeJS.ProcessEnv = proce
     if (!k || v === undefined) throw new Error(`--gateway-selector: '${part}' is not key=value`);
     selector[k] = v;
   }
-  const workers = Number(flags.get('workers') ?? 8);
+  const workers = Number(flags.get('workers') ?? 4);
   if (!Number.isInteger(workers) || workers < 1) throw new Error('--workers must be a positive integer');
   return {
     help: bools.has('help'),

@@ -111,7 +111,7 @@ export class Controller {
   private readonly appliedSecretHash = new Map<string, string>();
   private appliedRole = '';
   private readonly agentSeen = new Map<string, Map<string, string>>();
-  private initialTunnels = new Set<string>();
+  private readonly configGen = new Map<string, number>();
   private initialDone = false;
   private timers: NodeJS.Timeout[] = [];
   private running: Promise<void>[] = [];
@@ -251,10 +251,21 @@ export class Controller {
     }
     this.rebuildByNode();
     this.refreshLiveness();
-    this.initialTunnels = new Set(this.tunnels.list().map(key));
-    if (this.initialTunnels.size === 0) this.initialDone = true;
+    await this.primeAcceptance();
+    // First placement: wait until every pool node's agent has beaten (or a grace period passed), so a cold start
+    // does not pile every tunnel onto the first agents that happen to report. Existing placements are sticky.
+    const grace = Math.min(10_000, this.o.heartbeatTimeoutMs / 2);
+    const settle = () => {
+      if (this.initialDone) return;
+      const pool = this.nodes.list();
+      if (Date.now() - this.startedAt >= grace || pool.every((n) => this.alive.get(n.metadata.name))) {
+        this.initialDone = true;
+        this.globalQ.add('placement');
+      } else this.timers.push(setTimeout(settle, 100));
+    };
+    settle();
     log.info(
-      { tunnels: this.initialTunnels.size, nodes: this.nodes.list().length, configs: this.nodeConfigs.list().length },
+      { tunnels: this.tunnels.list().length, nodes: this.nodes.list().length, configs: this.nodeConfigs.list().length },
       'caches synced',
     );
     const w = this.o.workers;
@@ -269,15 +280,6 @@ export class Controller {
       ),
     );
     this.enqueueAll();
-    // If some initial tunnel never reconciles (API errors), do not hold placement hostage forever.
-    this.timers.push(
-      setTimeout(() => {
-        if (!this.initialDone) {
-          this.initialDone = true;
-          this.globalQ.add('placement');
-        }
-      }, 60_000),
-    );
     const tick = Math.max(200, Math.min(5000, this.o.heartbeatTimeoutMs / 4));
     this.timers.push(setInterval(() => this.refreshLiveness(), tick));
     this.timers.push(setInterval(() => this.enqueueAll(), this.o.resyncMs));
@@ -337,7 +339,12 @@ export class Controller {
 
   private onNodeConfig(c: NodeConfigObject, deleted = false): void {
     const node = c.metadata.name;
-    this.nodeQ.add(node);
+    // Heartbeats and SA state only touch the status; re-check the spec only when it (generation) changed.
+    const gen = deleted ? -1 : (c.metadata.generation ?? 0);
+    if (this.configGen.get(node) !== gen) {
+      this.configGen.set(node, gen);
+      this.nodeQ.add(node);
+    }
     // Tunnels whose agent-reported state changed, or that were added to/removed from this node's spec.
     const seen = this.agentSeen.get(node) ?? new Map<string, string>();
     const now = new Map<string, string>();
@@ -410,10 +417,6 @@ export class Controller {
 
   private async reconcileTunnel(k: string): Promise<void> {
     const t = this.tunnels.get(splitKey(k).name, splitKey(k).namespace);
-    if (this.initialTunnels.delete(k) && this.initialTunnels.size === 0 && !this.initialDone) {
-      this.initialDone = true;
-      this.globalQ.add('placement');
-    }
     if (!t) {
       if (this.acceptance.delete(k)) this.placementChanged();
       return;
@@ -430,24 +433,8 @@ export class Controller {
       }
       return;
     }
+    const acc = await this.accept(k, t);
     if (!t.metadata.finalizers?.includes(FINALIZER)) await this.setFinalizer(path, t, true);
-
-    const lookups = await Promise.all(
-      Controller.secretNames(t.spec).map(async (n) => [n, await this.secret(t.metadata.namespace!, n)] as const),
-    );
-    const byName = new Map(lookups);
-    const acc = acceptTunnel(t.metadata.namespace!, t.spec, (_ns, name) => {
-      const e = byName.get(name);
-      return e ? { exists: e.exists, keys: Object.keys(e.data) } : undefined;
-    });
-    const sig = acc.ok ? `ok:${t.metadata.generation}:${canonical(acc.spec)}` : `bad:${acc.problem.reason}`;
-    this.acceptance.set(k, acc);
-    if (this.acceptanceSig.get(k) !== sig) {
-      this.acceptanceSig.set(k, sig);
-      this.placementChanged();
-      const node = this.election.get(k)?.node;
-      if (node) this.nodeQ.add(node);
-    }
     if (!acc.ok && (acc.problem.reason === 'SecretNotFound' || acc.problem.reason === 'SecretKeyNotFound')) {
       // Secrets are not watched (least privilege: get only); poll for the missing one with back-off.
       this.tunnelQ.addAfter(k, Math.min(30_000, 2500 * 2 ** Math.min(4, this.tunnelQ.retries(k))));
@@ -481,6 +468,41 @@ export class Controller {
       status,
     });
     this.tunnelEvents(t, t.status, status);
+  }
+
+  /** Validate a tunnel and resolve its Secrets; a changed verdict triggers placement and its node. */
+  private async accept(k: string, t: TunnelObject): Promise<Acceptance> {
+    const lookups = await Promise.all(
+      Controller.secretNames(t.spec).map(async (n) => [n, await this.secret(t.metadata.namespace!, n)] as const),
+    );
+    const byName = new Map(lookups);
+    const acc = acceptTunnel(t.metadata.namespace!, t.spec, (_ns, name) => {
+      const e = byName.get(name);
+      return e ? { exists: e.exists, keys: Object.keys(e.data) } : undefined;
+    });
+    const sig = acc.ok ? `ok:${t.metadata.generation}:${canonical(acc.spec)}` : `bad:${acc.problem.reason}`;
+    this.acceptance.set(k, acc);
+    if (this.acceptanceSig.get(k) !== sig) {
+      this.acceptanceSig.set(k, sig);
+      this.placementChanged();
+      const node = this.election.get(k)?.node;
+      if (node) this.nodeQ.addAfter(node, 250);
+    }
+    return acc;
+  }
+
+  /**
+   * Before the workers start: judge every cached tunnel (reading each referenced Secret once) so the first
+   * placement sees all of them and node configs are written at once, not after a round of per-tunnel writes.
+   */
+  private async primeAcceptance(): Promise<void> {
+    const all = this.tunnels.list().filter((t) => !t.metadata.deletionTimestamp);
+    await Promise.all(
+      [...new Set(all.flatMap((t) => Controller.secretNames(t.spec).map((n) => `${t.metadata.namespace}/${n}`)))].map(
+        (k) => this.secret(splitKey(k).namespace, splitKey(k).name).catch(() => undefined),
+      ),
+    );
+    for (const t of all) await this.accept(key(t), t).catch(() => undefined);
   }
 
   private tunnelEvents(t: TunnelObject, prev: IPsecTunnelStatus | undefined, next: IPsecTunnelStatus): void {
@@ -582,7 +604,8 @@ export class Controller {
     this.overlaps = overlaps;
     this.election = next;
     this.rebuildByNode();
-    for (const n of touchedNodes) this.nodeQ.add(n);
+    // Coalesce bursts (thousands of tunnels arriving) into few writes of each node config.
+    for (const n of touchedNodes) this.nodeQ.addAfter(n, 250);
   }
 
   private rebuildByNode(): void {

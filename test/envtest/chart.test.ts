@@ -43,6 +43,8 @@ describe('helm chart', () => {
         'Service',
         'ServiceAccount',
         'ServiceAccount',
+        'ValidatingAdmissionPolicy',
+        'ValidatingAdmissionPolicyBinding',
       ].sort(),
     );
     const crds = objs.filter((o) => o.kind === 'CustomResourceDefinition').map((o) => o.metadata.name);
@@ -106,6 +108,7 @@ describe('helm chart', () => {
     expect(find(noAgent, 'DaemonSet')).toBeUndefined();
     expect(find(noAgent, 'Service')).toBeUndefined();
     expect(find(noAgent, 'Role', 'ipsec-mesh-agent-secrets')).toBeUndefined();
+    expect(find(noAgent, 'ValidatingAdmissionPolicy')).toBeUndefined();
     expect(find(noAgent, 'Deployment')!.spec.template.spec.containers[0].args).toContain('--agent-secrets-role=');
   });
 

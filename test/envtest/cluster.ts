@@ -5,7 +5,7 @@
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { ControlPlane, type ControlPlaneOptions, freePort, helm } from './harness.js';
+import { ControlPlane, ControlPlaneGone, type ControlPlaneOptions, freePort, helm, track } from './harness.js';
 
 export const NS = 'ipsec-mesh-system';
 export const RELEASE = 'ipsec-mesh';
@@ -86,14 +86,39 @@ export class Cluster {
       ...extra,
     ];
     const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    track(child);
     const op = new OperatorProcess(child, identity, port);
     this.operators.add(op);
     child.once('exit', () => this.operators.delete(op));
     return op;
   }
 
-  agent(node: string): FakeAgent {
-    return new FakeAgent(this.cp, this.agentToken, node);
+  /**
+   * A fake agent for `node` with a token bound to an agent Pod on that node, as the kubelet would issue it: the
+   * token carries the node name, which the chart's ValidatingAdmissionPolicy checks.
+   */
+  async agent(node: string): Promise<FakeAgent> {
+    const name = `agent-${node}`;
+    const podPath = `/api/v1/namespaces/${NS}/pods`;
+    const r = await this.cp.request('POST', podPath, {
+      apiVersion: 'v1',
+      kind: 'Pod',
+      metadata: { name, labels: { 'app.kubernetes.io/component': 'agent' } },
+      spec: { nodeName: node, serviceAccountName: AGENT_SA, containers: [{ name: 'agent', image: 'ipsec-mesh:test' }] },
+    });
+    if (r.status !== 201 && r.status !== 409) throw new Error(`create pod ${name}: ${r.status} ${r.body}`);
+    const pod = (await this.cp.request('GET', `${podPath}/${name}`)).json<{ metadata: { uid: string } }>();
+    const t = await this.cp.request('POST', `/api/v1/namespaces/${NS}/serviceaccounts/${AGENT_SA}/token`, {
+      apiVersion: 'authentication.k8s.io/v1',
+      kind: 'TokenRequest',
+      spec: {
+        audiences: ['https://kubernetes.default.svc.cluster.local'],
+        expirationSeconds: 7200,
+        boundObjectRef: { apiVersion: 'v1', kind: 'Pod', name, uid: pod.metadata.uid },
+      },
+    });
+    if (t.status !== 201) throw new Error(`TokenRequest for ${name}: ${t.status} ${t.body}`);
+    return new FakeAgent(this.cp, t.json<{ status: { token: string } }>().status.token, node);
   }
 
   async stop(): Promise<void> {
@@ -155,7 +180,7 @@ export class FakeAgent {
 
   constructor(
     private readonly cp: ControlPlane,
-    private readonly token: string,
+    readonly token: string,
     readonly node: string,
   ) {}
 
@@ -218,6 +243,7 @@ export async function eventually<T>(
       const v = await fn();
       if (v !== undefined && v !== false) return v as T;
     } catch (e) {
+      if (e instanceof ControlPlaneGone) throw e;
       last = e;
     }
     await new Promise((r) => setTimeout(r, every));

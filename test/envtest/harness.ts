@@ -47,7 +47,8 @@ export async function freePort(): Promise<number> {
 
 const live = new Set<ChildProcess>();
 let exitHookInstalled = false;
-function track(p: ChildProcess): void {
+/** Kill this child when the test process exits, whatever happens. */
+export function track(p: ChildProcess): void {
   live.add(p);
   p.once('exit', () => live.delete(p));
   if (!exitHookInstalled) {
@@ -74,6 +75,11 @@ export interface ControlPlaneOptions {
   verbose?: boolean;
   /** Write an audit log (level Metadata) to auditLogPath: who did which verb on which resource. */
   audit?: boolean;
+}
+
+/** The control plane died under a test (killed from outside, crashed): retrying cannot help. */
+export class ControlPlaneGone extends Error {
+  override name = 'ControlPlaneGone';
 }
 
 export interface HttpResult {
@@ -241,6 +247,9 @@ export class ControlPlane {
 
   /** Raw HTTPS request as the given bearer token (admin by default). */
   request(method: string, path: string, body?: unknown, token = this.adminToken, contentType = 'application/json') {
+    if (this.server && this.apiserver && this.apiserver.exitCode !== null && path !== '/readyz') {
+      return Promise.reject(new ControlPlaneGone(`kube-apiserver exited unexpectedly (${this.apiserver.exitCode})`));
+    }
     return new Promise<HttpResult>((resolve, reject) => {
       const u = new URL(this.server + path);
       const data = body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body);
@@ -269,6 +278,68 @@ export class ControlPlane {
       req.on('error', reject);
       req.end(data);
     });
+  }
+
+  /**
+   * Stream a watch (admin): onEvent for every event until stop(). Starts from the current state (the API
+   * server sends ADDED for existing objects when no resourceVersion is given).
+   */
+  watch(path: string, onEvent: (type: string, obj: Record<string, any>) => void): { stop(): void } {
+    let stopped = false;
+    let req: ReturnType<typeof httpsRequest> | undefined;
+    let rv = '';
+    const connect = () => {
+      if (stopped) return;
+      const u = new URL(
+        `${this.server}${path}${path.includes('?') ? '&' : '?'}watch=true&allowWatchBookmarks=true${rv ? `&resourceVersion=${rv}` : ''}`,
+      );
+      let buf = '';
+      const again = () => {
+        if (!stopped) setTimeout(connect, 500);
+      };
+      req = httpsRequest(
+        {
+          host: u.hostname,
+          port: u.port,
+          path: u.pathname + u.search,
+          rejectUnauthorized: false,
+          headers: { authorization: `Bearer ${this.adminToken}`, accept: 'application/json' },
+        },
+        (res) => {
+          res.setEncoding('utf8');
+          res.on('data', (chunk: string) => {
+            buf += chunk;
+            let i = buf.indexOf('\n');
+            while (i >= 0) {
+              const line = buf.slice(0, i);
+              buf = buf.slice(i + 1);
+              if (line) {
+                const ev = JSON.parse(line) as { type?: string; object?: Record<string, any> };
+                const objRv = ev.object?.metadata?.resourceVersion as string | undefined;
+                if (ev.type === 'ERROR' || !ev.type)
+                  rv = ''; // expired or not ready: start over
+                else if (objRv) rv = objRv;
+                if (ev.type && ev.type !== 'BOOKMARK' && ev.type !== 'ERROR' && ev.object?.metadata) {
+                  onEvent(ev.type, ev.object);
+                }
+              }
+              i = buf.indexOf('\n');
+            }
+          });
+          res.on('end', again);
+          res.on('error', () => undefined);
+        },
+      );
+      req.on('error', again);
+      req.end();
+    };
+    connect();
+    return {
+      stop: () => {
+        stopped = true;
+        req?.destroy();
+      },
+    };
   }
 
   /** A kubeconfig for the given token (admin by default), written under the temp dir. */

@@ -103,7 +103,7 @@ beforeAll(async () => {
     data: { psk: PSK_B64 },
   });
   for (const n of GATEWAYS) {
-    const a = cluster.agent(n);
+    const a = await cluster.agent(n);
     agents.set(n, a);
     a.start(500);
   }
@@ -513,6 +513,30 @@ describe('operator on a real kube-apiserver', () => {
       }),
     ).toBe(403);
     expect(await as('GET', `/apis/coordination.k8s.io/v1/namespaces/${NS}/leases/${LEASE}`)).toBe(403);
+    // an agent writes only its own node's status (ValidatingAdmissionPolicy on the pod-bound token's node)
+    const beat = (token: string, node: string) =>
+      cluster.cp.request(
+        'PATCH',
+        `${GROUP_PATH}/ipsecnodeconfigs/${node}/status?fieldManager=ipsec-mesh-agent&force=true`,
+        {
+          apiVersion: 'ipsecmesh.io/v1alpha1',
+          kind: 'IPsecNodeConfig',
+          metadata: { name: node },
+          status: { agent: { heartbeatTime: new Date().toISOString() } },
+        },
+        token,
+        'application/apply-patch+yaml',
+      );
+    const gw1 = agents.get('gw-1')!;
+    expect((await beat(gw1.token, 'gw-1')).status).toBe(200);
+    const foreign = await beat(gw1.token, 'gw-2');
+    expect(foreign.status).toBe(403);
+    expect(foreign.json<{ message: string }>().message).toContain(
+      'an agent may only write the IPsecNodeConfig of its own node (gw-1), not gw-2',
+    );
+    const unbound = await beat(cluster.agentToken, 'gw-1');
+    expect(unbound.status).toBe(403);
+    expect(unbound.json<{ message: string }>().message).toContain('token not bound to a node');
     // the Role names exactly the node Secrets
     const role = await get(`/apis/rbac.authorization.k8s.io/v1/namespaces/${NS}/roles/${AGENT_ROLE}`);
     expect((role as unknown as { rules: Array<{ resourceNames: string[] }> }).rules[0]!.resourceNames).toEqual([
