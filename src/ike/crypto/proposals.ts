@@ -516,6 +516,19 @@ export class NoProposalChosenError extends ProposalError {
     this.name = 'NoProposalChosenError';
     this.mismatches = mismatches;
   }
+
+  /**
+   * The explanation plus the change that would fix it on our side, e.g. "peer proposes only aes256-sha256-modp2048
+   * for IKE; to accept it add `aes256-sha256-modp2048` to spec.ike.proposals".
+   */
+  explain(kind: ProposalKind): string {
+    const theirs = [...new Set(this.mismatches.map((m) => m.theirs))];
+    if (theirs.length === 0) return this.message;
+    const field = kind === 'ike' ? 'spec.ike.proposals' : 'spec.esp.proposals';
+    const what = kind === 'ike' ? 'IKE' : 'ESP';
+    const list = theirs.length === 1 ? `only ${theirs[0]}` : theirs.join(', ');
+    return `${this.message}. The peer proposes ${list} for ${what}; to accept it add \`${theirs[0]}\` to ${field} (or change the peer)`;
+  }
 }
 
 function describeMismatches(ms: ProposalMismatch[]): string {

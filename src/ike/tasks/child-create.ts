@@ -409,7 +409,7 @@ export class ChildCreateTask implements Task<IkeMessage, IkeMessage> {
     } catch (e) {
       return this.reject(res, NotifyType.NO_PROPOSAL_CHOSEN, {
         code: 'NO_PROPOSAL_CHOSEN',
-        message: e instanceof NoProposalChosenError ? `ESP: ${e.message}` : String(e),
+        message: e instanceof NoProposalChosenError ? `ESP: ${e.explain('esp')}` : String(e),
       });
     }
     if (chosen.spi.length !== 4) {

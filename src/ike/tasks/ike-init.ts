@@ -196,7 +196,7 @@ export class IkeInitTask implements Task<IkeMessage, IkeMessage> {
       this.error = { notify: NotifyType.NO_PROPOSAL_CHOSEN };
       sa.fail({
         code: 'NO_PROPOSAL_CHOSEN',
-        message: e instanceof NoProposalChosenError ? e.message : String(e),
+        message: e instanceof NoProposalChosenError ? `IKE: ${e.explain('ike')}` : String(e),
         notify: NotifyType.NO_PROPOSAL_CHOSEN,
       });
       return;

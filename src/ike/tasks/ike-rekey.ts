@@ -256,7 +256,7 @@ export class IkeRekeyTask implements Task<IkeMessage, IkeMessage> {
         type: 'kernel-error',
         sa: sa.ref(),
         operation: 'ike-rekey',
-        message: e instanceof NoProposalChosenError ? e.message : String(e),
+        message: e instanceof NoProposalChosenError ? `IKE rekey: ${e.explain('ike')}` : String(e),
       });
       return;
     }
