@@ -45,8 +45,7 @@ describe('agent XFRM port: bypass, fail-closed and trap policies, atomic swaps',
   });
 
   it('replaces the block policies by the tunnel policies in place, and back when the CHILD SA goes', () => {
-    const pair = (list: Pol[]) =>
-      list.filter((p) => p.src?.startsWith('198.18') || p.dst?.startsWith('198.18'));
+    const pair = (list: Pol[]) => list.filter((p) => p.src?.startsWith('198.18') || p.dst?.startsWith('198.18'));
     expect(pair(result.tunnel).every((p) => p.action === 'allow' && p.tmpl)).toBe(true);
     expect(pair(result.tunnel)).toHaveLength(3);
     expect(pair(result.tunnelKept)).toEqual(pair(result.tunnel));
