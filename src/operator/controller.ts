@@ -254,24 +254,31 @@ export class Controller {
     await this.primeAcceptance();
     // First placement: wait until every pool node's agent has beaten (or a grace period passed), so a cold start
     // does not pile every tunnel onto the first agents that happen to report. Existing placements are sticky.
+    // The grace period starts once every pool node has its config (agents can only beat into an existing one);
+    // tunnel workers start after the first placement so their writes do not delay the node configs.
     const grace = Math.min(10_000, this.o.heartbeatTimeoutMs / 2);
+    let configsAt = 0;
+    const w = this.o.workers;
     const settle = () => {
       if (this.initialDone) return;
       const pool = this.nodes.list();
-      if (Date.now() - this.startedAt >= grace || pool.every((n) => this.alive.get(n.metadata.name))) {
+      if (!configsAt && pool.every((n) => this.nodeConfigs.get(n.metadata.name))) configsAt = Date.now();
+      const allAlive = pool.every((n) => this.alive.get(n.metadata.name));
+      if (allAlive || (configsAt && Date.now() - configsAt >= grace) || Date.now() - this.startedAt > 300_000) {
         this.initialDone = true;
         this.globalQ.add('placement');
+        this.running.push(
+          this.tunnelQ.run(w, (k) => this.timed('tunnel', () => this.reconcileTunnel(k)), this.onErr('tunnel')),
+        );
+        log.info({ afterMs: Date.now() - this.startedAt, allAlive }, 'initial placement');
       } else this.timers.push(setTimeout(settle, 100));
     };
-    settle();
     log.info(
       { tunnels: this.tunnels.list().length, nodes: this.nodes.list().length, configs: this.nodeConfigs.list().length },
       'caches synced',
     );
-    const w = this.o.workers;
     this.running.push(
-      this.tunnelQ.run(w, (k) => this.timed('tunnel', () => this.reconcileTunnel(k)), this.onErr('tunnel')),
-      this.nodeQ.run(Math.max(2, w / 2), (k) => this.timed('node', () => this.reconcileNode(k)), this.onErr('node')),
+      this.nodeQ.run(4, (k) => this.timed('node', () => this.reconcileNode(k)), this.onErr('node')),
       this.meshQ.run(2, (k) => this.timed('mesh', () => this.reconcileMesh(k)), this.onErr('mesh')),
       this.globalQ.run(
         1,
@@ -280,6 +287,7 @@ export class Controller {
       ),
     );
     this.enqueueAll();
+    settle();
     const tick = Math.max(200, Math.min(5000, this.o.heartbeatTimeoutMs / 4));
     this.timers.push(setInterval(() => this.refreshLiveness(), tick));
     this.timers.push(setInterval(() => this.enqueueAll(), this.o.resyncMs));
@@ -374,10 +382,16 @@ export class Controller {
     let changed = false;
     for (const n of this.nodes.list()) {
       const live = this.heartbeatLive(this.nodeConfigs.get(n.metadata.name));
-      if (this.alive.get(n.metadata.name) !== live) {
+      const was = this.alive.get(n.metadata.name);
+      if (was !== live) {
         this.alive.set(n.metadata.name, live);
         changed = true;
-        this.o.log.info({ node: n.metadata.name, alive: live }, live ? 'agent heartbeat live' : 'agent heartbeat lost');
+        if (live || was) {
+          this.o.log.info(
+            { node: n.metadata.name, alive: live },
+            live ? 'agent heartbeat live' : 'agent heartbeat lost',
+          );
+        }
       }
     }
     if (changed && this.initialDone) this.globalQ.add('placement');
