@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
 # Installs the system packages the test suites need on a fresh Debian machine (idempotent; run as root).
+#   --system-only   only the Debian packages (what `npm run demo` needs), not the Kubernetes test binaries
 set -euo pipefail
+SYSTEM_ONLY=0
+[[ "${1:-}" == "--system-only" ]] && SYSTEM_ONLY=1
 export DEBIAN_FRONTEND=noninteractive
 PKGS=(iproute2 kmod user-mode-linux tcpdump nftables curl util-linux
   # strongSwan interop (test/interop/strongswan): charon, swanctl, kernel-libipsec, openssl/curve25519/chapoly plugins
@@ -21,4 +24,6 @@ fi
 
 # Real control-plane binaries for the operator's integration tests (kube-apiserver, etcd, kubectl, helm), built
 # once from the Go module proxy into a cache outside the repository; later runs find them there.
-bash "$(dirname "$0")/build-k8s-tools.sh" >/dev/null
+if ((SYSTEM_ONLY == 0)); then
+  bash "$(dirname "$0")/build-k8s-tools.sh" >/dev/null
+fi

@@ -2,6 +2,7 @@
 /** The `ipsec-mesh` command: operator | agent | demo | status | bench. */
 import { runAgent } from './agent.js';
 import { runBench } from './bench.js';
+import { runDemo } from './demo.js';
 import { runOperator } from './operator.js';
 import { runStatus } from './status.js';
 
@@ -9,7 +10,7 @@ const USAGE = `usage: ipsec-mesh <command> [options]
 
 commands:
   bench <suite> [--json]   run a benchmark suite (crypto, ...)
-  demo                     local three-site demo mesh (not yet available)
+  demo [--duration S]      local three-site mesh with kernel ESP (User-Mode Linux here), live table
   operator                 run the Kubernetes operator
   agent --config-dir DIR   run the node agent (standalone: Kubernetes-style YAML in DIR)
   status [--json]          show a running agent's tunnels and SAs
@@ -27,8 +28,7 @@ export async function main(argv: string[]): Promise<number> {
     case 'operator':
       return runOperator(rest);
     case 'demo':
-      console.error(`ipsec-mesh ${command}: not yet available in this version (see the README's roadmap)`);
-      return 3;
+      return runDemo(rest);
     case undefined:
     case '-h':
     case '--help':

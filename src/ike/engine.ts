@@ -5,6 +5,7 @@
  */
 
 import { peekHeader } from './codec/header.js';
+import { parseIp } from './codec/ip.js';
 import { decodeMessage, encodeMessage, type IkeMessage } from './codec/message.js';
 import { cookieNotify, cookieOf, notify } from './codec/payloads/notify.js';
 import { ExchangeType, HeaderFlag, IKE_HEADER_LENGTH, NotifyType, PayloadType, ProtocolId } from './constants.js';
@@ -26,6 +27,13 @@ import { IkeInitTask } from './tasks/ike-init.js';
 import { IkeNatdTask } from './tasks/ike-natd.js';
 import { IkeRekeyTask } from './tasks/ike-rekey.js';
 import { InformationalResponder } from './tasks/informational.js';
+
+function compareAddresses(a: string, b: string): number {
+  const x = parseIp(a);
+  const y = parseIp(b);
+  for (let i = 0; i < Math.min(x.length, y.length); i++) if (x[i] !== y[i]) return x[i]! - y[i]!;
+  return x.length - y.length;
+}
 
 export interface EngineOptions {
   provider: CryptoProvider;
@@ -394,7 +402,10 @@ export class Engine {
       },
       sasOfPeer: (name) => [...(engine.byPeer.get(name) ?? [])].filter((s) => s.state !== 'destroyed'),
       onIkeEstablished: (sa) => engine.scheduleIke(sa),
-      onChildInstalled: (sa, child) => engine.scheduleChild(sa, child),
+      onChildInstalled: (sa, child) => {
+        engine.scheduleChild(sa, child);
+        engine.resolveDuplicates(sa.config.name);
+      },
       scheduleChildRekey(sa, child, delayMs) {
         engine.childTimer(child, 'rekey', delayMs, () => engine.queueChildRekey(child));
         void sa;
@@ -421,6 +432,34 @@ export class Engine {
       this.byPeer.set(sa.config.name, set);
     }
     set.add(sa);
+  }
+
+  /**
+   * Both ends of a tunnel may initiate at once (a mesh starts every tunnel from both sides): then two IKE SAs with
+   * their CHILD SAs exist. RFC 7296 leaves the choice open; both ends here keep the IKE SA initiated by the end with
+   * the lower IKE address, and that end's peer deletes its own duplicate once the kept SA carries every CHILD SA
+   * (make-before-break: the remaining SAs share reqid and policies, so traffic just moves over).
+   */
+  resolveDuplicates(peer: string): void {
+    const sas = [...(this.byPeer.get(peer) ?? [])].filter((s) => s.state === 'established');
+    const ours = sas.filter((s) => s.originalInitiator);
+    const theirs = sas.filter((s) => !s.originalInitiator);
+    if (ours.length === 0 || theirs.length === 0) return;
+    const mine = ours[0]!;
+    if (compareAddresses(mine.local.address, mine.remote.address) < 0) return; // we are lower: the peer gives way
+    const keeper = theirs.find((s) =>
+      s.config.children
+        .filter((c) => c.startAction !== 'none')
+        .every((c) =>
+          s.children.some((x) => x.config.name === c.name && x.state === 'installed' && x.outboundInstalled),
+        ),
+    );
+    if (!keeper) return;
+    for (const dup of ours) {
+      if (dup.state === 'established' && !dup.tm.initiatorTasks().some((t) => t instanceof IkeDeleteTask)) {
+        this.deleteIke(dup, 'duplicate of an IKE SA the peer initiated');
+      }
+    }
   }
 
   /** Rekey and hard-expiry timers of an established IKE SA, and its liveness checks. */

@@ -404,6 +404,26 @@ describe('liveness (DPD) and restarts', () => {
   });
 });
 
+describe('both ends initiating (a mesh starts every tunnel from both sides)', () => {
+  for (const seed of [700, 701, 702, 703]) {
+    it(`ends with one IKE SA and one CHILD SA per side, the one the lower address initiated (seed ${seed})`, async () => {
+      const sim = new Sim(seed, { conditions: { delayMs: 15, jitterMs: 10 } });
+      const a = sim.add(SITE_A, [peerConfig(SITE_A, SITE_B)]);
+      const b = sim.add(SITE_B, [peerConfig(SITE_B, SITE_A)]);
+      a.engine.initiate(a.configs.configs[0]!);
+      b.engine.initiate(b.configs.configs[0]!);
+      expect(await sim.until(() => steady(a, b), 30_000), sim.world.report()).toBe(true);
+      await sim.run(5_000);
+      expect(steady(a, b)).toBe(true);
+      expect(verifyPairing(a.host.kernel, b.host.kernel)).toEqual([]);
+      expect(kernelCounts(a)).toEqual({ in: 1, out: 1, policies: 3 });
+      // 192.0.2.1 (a) < 203.0.113.2 (b): a's IKE SA is the one kept.
+      expect(ikeOf(a).originalInitiator).toBe(true);
+      expect(ikeOf(b).originalInitiator).toBe(false);
+    });
+  }
+});
+
 describe('windows larger than one (SET_WINDOW_SIZE)', () => {
   it('runs two exchanges at once when both sides announce a window of 2', async () => {
     const { sim, a, b } = await up(600, { windowSize: 2, children: 3 });

@@ -70,6 +70,10 @@ export interface UmlRunOptions {
   keep?: boolean;
   /** Called with each chunk of the guest console (kernel + init messages), for live debugging. */
   onConsole?: (chunk: string) => void;
+  /** Called with the script's output as it is written (polled), for live display. */
+  onOutput?: (chunk: string) => void;
+  /** Called once with the work directory (shared with the guest, read-write), e.g. to drop a stop file. */
+  onStart?: (work: string) => void;
 }
 
 export interface UmlRunResult {
@@ -121,7 +125,8 @@ function initScript(work: string, opts: UmlRunOptions): string {
   const runner = /\.(c|m)?ts$/.test(script)
     ? `${shellQuote(process.execPath)} --import ${shellQuote(`file://${tsxLoaderPath()}`)}`
     : shellQuote(process.execPath);
-  const args = (opts.args ?? []).map(shellQuote).join(' ');
+  // '__WORK__' in an argument stands for the work directory (shared with the host, e.g. for a stop file).
+  const args = (opts.args ?? []).map((a) => shellQuote(a.replaceAll('__WORK__', work))).join(' ');
   // Guest-side watchdog: the guest powers itself off even if the host side dies and never kills it.
   const guestLimit = Math.ceil((opts.timeoutMs ?? 120_000) / 1000) + 5;
   const env = Object.entries(opts.env ?? {})
@@ -220,6 +225,21 @@ export async function runInUml(opts: UmlRunOptions): Promise<UmlRunResult> {
   child.stdout.on('data', onData);
   child.stderr.on('data', onData);
   let timedOut = false;
+  opts.onStart?.(work);
+  let shown = 0;
+  const pump = (): void => {
+    if (!opts.onOutput) return;
+    try {
+      const text = readFileSync(join(work, 'output.log'), 'utf8');
+      if (text.length > shown) {
+        opts.onOutput(text.slice(shown));
+        shown = text.length;
+      }
+    } catch {
+      // not written yet
+    }
+  };
+  const poller = opts.onOutput ? setInterval(pump, 300) : undefined;
   const killGroup = (): void => {
     if (child.pid === undefined) return;
     try {
@@ -239,6 +259,8 @@ export async function runInUml(opts: UmlRunOptions): Promise<UmlRunResult> {
     });
   } finally {
     clearTimeout(timer);
+    if (poller) clearInterval(poller);
+    pump();
     // UML helper processes (one per guest address space) share the group; make sure none survives.
     killGroup();
     await waitGroupGone(child.pid, 10_000);
