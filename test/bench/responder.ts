@@ -14,6 +14,7 @@
  * The generator's CPU use is reported: below 100 % of its core it is not the bottleneck.
  */
 import { readFileSync } from 'node:fs';
+import { loadavg } from 'node:os';
 import type { BenchContext } from '../../src/cli/bench-report.js';
 import {
   Agent,
@@ -22,6 +23,7 @@ import {
   ensurePrerequisites,
   type LoadHandle,
   rssOf,
+  run as sh,
   sleep,
   startLoad,
   Topology,
@@ -34,6 +36,19 @@ const GEN_ID = 'gen.bench.example';
 function flag(args: string[], name: string, fallback: number): number {
   const i = args.indexOf(`--${name}`);
   return i >= 0 ? Number(args[i + 1]) : fallback;
+}
+
+/** Datagrams the kernel dropped on the IKE sockets (UDP 500/4500) of a namespace: receive buffer overflows. */
+function udpDrops(ns: string): number {
+  let drops = 0;
+  for (const file of ['/proc/net/udp', '/proc/net/udp6']) {
+    for (const line of sh('ip', ['netns', 'exec', ns, 'cat', file]).split('\n').slice(1)) {
+      const f = line.trim().split(/\s+/);
+      const port = f[1]?.split(':')[1];
+      if (port === '01F4' || port === '1194') drops += Number(f[f.length - 1] ?? 0);
+    }
+  }
+  return drops;
 }
 
 /** utime + stime of a process (all threads), ms. */
@@ -58,6 +73,9 @@ interface Run {
   rssBefore: number;
   rssAfter: number;
   bytesPerSa: number;
+  /** IKE datagrams the responder's kernel dropped (socket receive buffer full). */
+  drops: number;
+  loadavg: number;
 }
 
 async function drive(
@@ -69,6 +87,7 @@ async function drive(
   o: { seconds: number; window: number; childless: boolean },
 ): Promise<Run> {
   const rssBefore = rssOf(pid());
+  const drops0 = udpDrops(topo.s.ns);
   const load: LoadHandle = startLoad(
     topo.o,
     {
@@ -111,6 +130,8 @@ async function drive(
       rssBefore,
       rssAfter,
       bytesPerSa: n > 0 ? (rssAfter - rssBefore) / n : 0,
+      drops: udpDrops(topo.s.ns) - drops0,
+      loadavg: loadavg()[0] ?? 0,
     };
   } finally {
     await load.stop();
@@ -226,6 +247,9 @@ export async function run(ctx: BenchContext): Promise<void> {
       meanLatencyMs: Math.round(r.meanLatencyMs * 10) / 10,
       responderCpuPct: Math.round(r.responderCpuPct),
       generatorCpuPct: Math.round(r.generatorCpuPct),
+      responderUdpDrops: r.drops,
+      // Other work on the machine skews the figures: the 1-minute load average after the run.
+      loadavg: Math.round(r.loadavg * 10) / 10,
     });
   }
   const [c, u] = [runs.find((r) => r.responder === 'charon')!, runs.find((r) => r.responder === 'ours')!];

@@ -79,7 +79,7 @@ describe('interop lifecycle with strongSwan charon', () => {
     const from = agent.logs.length;
     agent.setTunnels([]);
     await agent
-      .waitLog((l) => l.event === 'tunnel-removed' && l.tunnel === key, from, 10_000, `${key} removed`)
+      .waitLog((l) => l.event === 'tunnel-removed' && l.tunnel === key, from, 20_000, `${key} removed`)
       .catch(() => undefined);
     if (charon.running) await charon.terminateAll();
   });
@@ -129,7 +129,7 @@ describe('interop lifecycle with strongSwan charon', () => {
     const from = agent.logs.length;
     agent.setTunnels([tunnel]);
     current = { name, key, conn, tunnel };
-    await agent.waitLog((l) => l.event === 'tunnel-added' && l.tunnel === key, from, 10_000, `${key} added`);
+    await agent.waitLog((l) => l.event === 'tunnel-added' && l.tunnel === key, from, 20_000, `${key} added`);
     return { name, key, conn, tunnel, mark, from, child: `${name}c` };
   }
 
@@ -146,7 +146,7 @@ describe('interop lifecycle with strongSwan charon', () => {
   }
 
   /** Wait until charon has the IKE SA established with exactly one installed CHILD SA. */
-  async function charonUp(name: string, timeoutMs = 15_000): Promise<SwIkeSa> {
+  async function charonUp(name: string, timeoutMs = 30_000): Promise<SwIkeSa> {
     return waitFor(
       () =>
         `charon's SAs of ${name}: ${charon
@@ -175,7 +175,7 @@ describe('interop lifecycle with strongSwan charon', () => {
     usChild: OurTunnel['childSAs'][number];
   }
 
-  async function agree(name: string, timeoutMs = 15_000): Promise<Agreement> {
+  async function agree(name: string, timeoutMs = 30_000): Promise<Agreement> {
     let last = '';
     return waitFor(
       () => `both sides to agree on ${name}: ${last}`,
@@ -206,7 +206,7 @@ describe('interop lifecycle with strongSwan charon', () => {
       await agent.waitLog(
         (l) => l.event === 'child-installed' && l.tunnel === s.key,
         s.from,
-        15_000,
+        30_000,
         `CHILD SA of ${s.key}`,
       );
     }
@@ -229,7 +229,7 @@ describe('interop lifecycle with strongSwan charon', () => {
     await agent.waitLog(
       (l) => l.event === 'child-installed' && l.tunnel === s.key && l.rekey === true,
       from,
-      10_000,
+      20_000,
       'rekeyed CHILD SA',
     );
     const after = await agree(s.name);
@@ -239,7 +239,7 @@ describe('interop lifecycle with strongSwan charon', () => {
     // The old CHILD SA is gone on both sides.
     await waitFor('the old CHILD SA to go', async () => live((await theirs(s.name))?.children).length === 1);
     expect((await ours(s.name)).childSAs).toHaveLength(1);
-  }, 45_000);
+  }, 90_000);
 
   it('CHILD rekey initiated by us (esp.lifetime 5s)', async () => {
     const s = await setup({ espLifetime: '5s', startAction: 'none' });
@@ -248,7 +248,7 @@ describe('interop lifecycle with strongSwan charon', () => {
     await agent.waitLog(
       (l) => l.event === 'child-installed' && l.tunnel === s.key && l.rekey === true,
       from,
-      10_000,
+      20_000,
       'our CHILD rekey',
     );
     expect(charonSaw(s, /parsed CREATE_CHILD_SA request \d+ \[ N\(REKEY_SA\)/).length).toBeGreaterThan(0);
@@ -256,31 +256,31 @@ describe('interop lifecycle with strongSwan charon', () => {
     expect(after.swChild.spiIn).not.toBe(before.swChild.spiIn);
     // The old CHILD SA was deleted on both sides.
     await waitFor('the old CHILD SA to go', async () => live((await theirs(s.name))?.children).length === 1);
-  }, 45_000);
+  }, 90_000);
 
   it('IKE rekey initiated by charon (swanctl --rekey --ike); the CHILD SA moves over', async () => {
     const s = await setup();
     const before = await establish(s, 'ours');
     const from = agent.logs.length;
     await charon.rekey({ ike: s.name });
-    await agent.waitLog((l) => l.event === 'ike-rekeyed' && l.tunnel === s.key, from, 10_000, 'IKE rekey');
+    await agent.waitLog((l) => l.event === 'ike-rekeyed' && l.tunnel === s.key, from, 20_000, 'IKE rekey');
     const after = await agree(s.name);
     expect(after.sw.spiI).not.toBe(before.sw.spiI);
     expect(after.usChild.spiIn).toBe(before.usChild.spiIn);
     expect((await charon.listSas()).filter((x) => x.conn === s.name)).toHaveLength(1);
-  }, 45_000);
+  }, 90_000);
 
   it('IKE rekey initiated by us (ike.lifetime 6s)', async () => {
     const s = await setup({ ikeLifetime: '6s', startAction: 'none' });
     const before = await establish(s, 'charon');
     const from = agent.logs.length;
-    await agent.waitLog((l) => l.event === 'ike-rekeyed' && l.tunnel === s.key, from, 12_000, 'our IKE rekey');
+    await agent.waitLog((l) => l.event === 'ike-rekeyed' && l.tunnel === s.key, from, 20_000, 'our IKE rekey');
     // An IKE rekey request: SA, KE and Nonce, no traffic selectors.
     expect(charonSaw(s, /parsed CREATE_CHILD_SA request \d+ \[ (SA|KE|No| )+\]/).length).toBeGreaterThan(0);
     const after = await agree(s.name);
     expect(after.sw.spiI).not.toBe(before.sw.spiI);
     expect(after.usChild.spiIn).toBe(before.usChild.spiIn);
-  }, 45_000);
+  }, 90_000);
 
   // ---- liveness ---------------------------------------------------------------------------------------------------
 
@@ -290,11 +290,11 @@ describe('interop lifecycle with strongSwan charon', () => {
     await waitFor(
       'three DPD requests at charon',
       () => charonSaw(s, /parsed INFORMATIONAL request \d+ \[ \]/).length >= 3,
-      8000,
+      15_000,
     );
     const after = await agree(s.name);
     expect(after.sw.spiI).toBe(before.sw.spiI);
-  }, 45_000);
+  }, 90_000);
 
   it("charon's DPD (dpd_delay 1s) is answered by us", async () => {
     const s = await setup({ swDpdDelay: '1s', startAction: 'none' });
@@ -302,11 +302,11 @@ describe('interop lifecycle with strongSwan charon', () => {
     await waitFor(
       'three DPD responses at charon',
       () => charonSaw(s, /parsed INFORMATIONAL response \d+ \[ \]/).length >= 3,
-      8000,
+      15_000,
     );
     const after = await agree(s.name);
     expect(after.sw.spiI).toBe(before.sw.spiI);
-  }, 45_000);
+  }, 90_000);
 
   // ---- deletes ----------------------------------------------------------------------------------------------------
 
@@ -316,11 +316,11 @@ describe('interop lifecycle with strongSwan charon', () => {
     const from = agent.logs.length;
     const t = await charon.terminate({ ike: s.name });
     expect(t.code, t.stdout).toBe(0);
-    await agent.waitLog((l) => l.event === 'ike-deleted' && l.tunnel === s.key, from, 10_000, 'IKE SA deleted');
+    await agent.waitLog((l) => l.event === 'ike-deleted' && l.tunnel === s.key, from, 20_000, 'IKE SA deleted');
     const us = await ours(s.name);
     expect(us.ikeSA.state === 'Established' && us.ikeSA.spiI === up.sw.spiI).toBe(false);
     expect(us.childSAs.filter((c) => c.spiIn === up.usChild.spiIn)).toHaveLength(0);
-  }, 45_000);
+  }, 90_000);
 
   it('DELETE of the CHILD SA from charon keeps the IKE SA', async () => {
     const s = await setup({ startAction: 'none' });
@@ -328,13 +328,13 @@ describe('interop lifecycle with strongSwan charon', () => {
     const from = agent.logs.length;
     const t = await charon.terminate({ child: s.child });
     expect(t.code, t.stdout).toBe(0);
-    await agent.waitLog((l) => l.event === 'child-deleted' && l.tunnel === s.key, from, 10_000, 'CHILD SA deleted');
+    await agent.waitLog((l) => l.event === 'child-deleted' && l.tunnel === s.key, from, 20_000, 'CHILD SA deleted');
     const us = await ours(s.name);
     expect(us.ikeSA.state).toBe('Established');
     expect(us.ikeSA.spiI).toBe(up.sw.spiI);
     expect(us.childSAs).toHaveLength(0);
     expect((await theirs(s.name))?.children ?? []).toHaveLength(0);
-  }, 45_000);
+  }, 90_000);
 
   it('DELETE from us (tunnel removed from the config directory)', async () => {
     const s = await setup();
@@ -342,11 +342,11 @@ describe('interop lifecycle with strongSwan charon', () => {
     const from = agent.logs.length;
     current = undefined;
     agent.setTunnels([]);
-    await agent.waitLog((l) => l.event === 'tunnel-removed' && l.tunnel === s.key, from, 10_000, 'tunnel removed');
-    await waitFor('charon to drop the SA', async () => !(await theirs(s.name)), 10_000);
+    await agent.waitLog((l) => l.event === 'tunnel-removed' && l.tunnel === s.key, from, 20_000, 'tunnel removed');
+    await waitFor('charon to drop the SA', async () => !(await theirs(s.name)), 20_000);
     expect(charonSaw(s, new RegExp(`received DELETE for IKE_SA ${s.name}`)).length).toBe(1);
     expect(up.sw.state).toBe('ESTABLISHED');
-  }, 45_000);
+  }, 90_000);
 
   // ---- peer restart -----------------------------------------------------------------------------------------------
 
@@ -367,7 +367,7 @@ describe('interop lifecycle with strongSwan charon', () => {
     const after = await agree(s.name);
     expect(after.sw.spiI).not.toBe(before.sw.spiI);
     expect(after.us.ikeSA.initiator ?? true).toBe(true);
-  }, 60_000);
+  }, 120_000);
 
   // ---- INVALID_KE and cookies -------------------------------------------------------------------------------------
 
@@ -380,7 +380,7 @@ describe('interop lifecycle with strongSwan charon', () => {
     expect(charonSaw(s, /DH group CURVE_25519 unacceptable, requesting ECP_256/).length).toBeGreaterThan(0);
     expect(ikeTokens(up.sw)).toContain('ecp256');
     expect(proposalTokens(up.us.ikeSA.algorithms, 'ike')).toContain('ecp256');
-  }, 45_000);
+  }, 90_000);
 
   it("INVALID_KE: charon's first guess (ecp256) is refused by us, it retries with x25519", async () => {
     const s = await setup({
@@ -391,7 +391,7 @@ describe('interop lifecycle with strongSwan charon', () => {
     const up = await establish(s, 'charon');
     expect(charonSaw(s, /peer didn't accept DH group ECP_256, it requested CURVE_25519/).length).toBeGreaterThan(0);
     expect(ikeTokens(up.sw)).toContain('x25519');
-  }, 45_000);
+  }, 90_000);
 
   it("cookies: charon's cookie_threshold lowered to 1 while a half-open SA exists", async () => {
     await startCharon({ cookieThreshold: 1 });
@@ -427,7 +427,7 @@ describe('interop lifecycle with strongSwan charon', () => {
       await agent.waitLog(
         (l) => l.event === 'child-installed' && l.tunnel === s.key,
         from,
-        15_000,
+        30_000,
         'CHILD SA behind a cookie',
       );
       expect(
@@ -441,14 +441,14 @@ describe('interop lifecycle with strongSwan charon', () => {
       await load?.stop();
       // afterEach terminates with the special charon still running; the next test gets the default one back.
     }
-  }, 60_000);
+  }, 120_000);
 
   // ---- negative cases ---------------------------------------------------------------------------------------------
 
   it('wrong PSK, ours initiating: charon answers AUTHENTICATION_FAILED, our status says so', async () => {
     if ((charon.options.cookieThreshold ?? 30) !== 30) await startCharon();
     const s = await setup({ swPsk: 'a different pre-shared key 12345' });
-    const f = await agent.waitLog((l) => l.event === 'ike-failed' && l.tunnel === s.key, s.from, 15_000, 'ike-failed');
+    const f = await agent.waitLog((l) => l.event === 'ike-failed' && l.tunnel === s.key, s.from, 30_000, 'ike-failed');
     expect(f.code).toBe('AUTHENTICATION_FAILED');
     expect(charonSaw(s, /MAC mismatched/).length).toBeGreaterThan(0);
     expect(charonSaw(s, /generating IKE_AUTH response 1 \[ N\(AUTH_FAILED\) \]/).length).toBeGreaterThan(0);
@@ -456,7 +456,7 @@ describe('interop lifecycle with strongSwan charon', () => {
     expect(us.ikeSA.lastError?.code).toBe('AUTHENTICATION_FAILED');
     expect(us.ikeSA.lastError?.message.length).toBeGreaterThan(10);
     expect(us.ikeSA.state).not.toBe('Established');
-  }, 45_000);
+  }, 90_000);
 
   it('wrong PSK, charon initiating: we answer AUTHENTICATION_FAILED', async () => {
     const s = await setup({ swPsk: 'a different pre-shared key 12345', startAction: 'none' });
@@ -465,15 +465,15 @@ describe('interop lifecycle with strongSwan charon', () => {
     expect(r.stdout).toMatch(/received AUTHENTICATION_FAILED notify error/);
     const us = await ours(s.name);
     expect(us.ikeSA.lastError?.code).toBe('AUTHENTICATION_FAILED');
-  }, 45_000);
+  }, 90_000);
 
   it('no common proposal, ours initiating: NO_PROPOSAL_CHOSEN', async () => {
     const s = await setup({ swIke: ['aes256-sha512-modp4096'] });
-    const f = await agent.waitLog((l) => l.event === 'ike-failed' && l.tunnel === s.key, s.from, 15_000, 'ike-failed');
+    const f = await agent.waitLog((l) => l.event === 'ike-failed' && l.tunnel === s.key, s.from, 30_000, 'ike-failed');
     expect(f.code).toBe('NO_PROPOSAL_CHOSEN');
     expect(charonSaw(s, /generating IKE_SA_INIT response 0 \[ N\(NO_PROP\) \]/).length).toBeGreaterThan(0);
     expect((await ours(s.name)).ikeSA.lastError?.code).toBe('NO_PROPOSAL_CHOSEN');
-  }, 45_000);
+  }, 90_000);
 
   it('no common proposal, charon initiating: we answer NO_PROPOSAL_CHOSEN', async () => {
     const s = await setup({ swIke: ['aes256-sha512-modp4096'], startAction: 'none' });
@@ -481,26 +481,26 @@ describe('interop lifecycle with strongSwan charon', () => {
     expect(r.code).not.toBe(0);
     expect(r.stdout).toMatch(/received NO_PROPOSAL_CHOSEN notify error/);
     expect((await ours(s.name)).ikeSA.lastError?.code).toBe('NO_PROPOSAL_CHOSEN');
-  }, 45_000);
+  }, 90_000);
 
   it('no common ESP proposal, ours initiating: IKE SA up, CHILD SA refused with NO_PROPOSAL_CHOSEN', async () => {
     const s = await setup({ swEsp: ['aes256-sha256'] });
     const f = await agent.waitLog(
       (l) => l.event === 'child-failed' && l.tunnel === s.key,
       s.from,
-      15_000,
+      30_000,
       'child-failed',
     );
     expect(f.code).toBe('NO_PROPOSAL_CHOSEN');
     expect((await theirs(s.name))?.children ?? []).toHaveLength(0);
-  }, 45_000);
+  }, 90_000);
 
   it('traffic selectors that do not match, ours initiating: TS_UNACCEPTABLE', async () => {
     const s = await setup({ oursRemoteNet: '198.18.9.0/24' });
     const f = await agent.waitLog(
       (l) => l.event === 'child-failed' && l.tunnel === s.key,
       s.from,
-      15_000,
+      30_000,
       'child-failed',
     );
     expect(f.code).toBe('TS_UNACCEPTABLE');
@@ -508,7 +508,7 @@ describe('interop lifecycle with strongSwan charon', () => {
     const us = await ours(s.name);
     expect(us.childSAs).toHaveLength(0);
     expect(us.ikeSA.lastError?.code).toBe('TS_UNACCEPTABLE');
-  }, 45_000);
+  }, 90_000);
 
   it('traffic selectors that do not match, charon initiating: we answer TS_UNACCEPTABLE', async () => {
     const s = await setup({ oursRemoteNet: '198.18.9.0/24', startAction: 'none' });
@@ -516,7 +516,7 @@ describe('interop lifecycle with strongSwan charon', () => {
     expect(r.code).not.toBe(0);
     expect(r.stdout).toMatch(/received TS_UNACCEPTABLE notify/);
     expect((await ours(s.name)).ikeSA.lastError?.code).toBe('TS_UNACCEPTABLE');
-  }, 45_000);
+  }, 90_000);
 
   it('a peer that never answers: retransmits, then RETRANSMITS_EXHAUSTED', async () => {
     topo.blackhole(topo.s, true);
@@ -525,7 +525,7 @@ describe('interop lifecycle with strongSwan charon', () => {
       const f = await agent.waitLog(
         (l) => l.event === 'ike-failed' && l.tunnel === s.key,
         s.from,
-        15_000,
+        30_000,
         'ike-failed',
       );
       const dropped = topo.dropped(topo.s);
@@ -537,7 +537,7 @@ describe('interop lifecycle with strongSwan charon', () => {
     } finally {
       topo.blackhole(topo.s, false);
     }
-  }, 45_000);
+  }, 90_000);
 
   // Last: restarts our agent with a cookie threshold of 0 (every IKE_SA_INIT needs a cookie).
   it('cookies: our half-open threshold lowered to 0, charon retries with the COOKIE', async () => {
@@ -549,5 +549,5 @@ describe('interop lifecycle with strongSwan charon', () => {
     await establish(s, 'charon');
     expect(charonSaw(s, /parsed IKE_SA_INIT response 0 \[ N\(COOKIE\) \]/).length).toBe(1);
     expect(charonSaw(s, /generating IKE_SA_INIT request 0 \[ N\(COOKIE\) SA KE No/).length).toBe(1);
-  }, 60_000);
+  }, 120_000);
 });

@@ -95,7 +95,7 @@ describe('interop matrix with strongSwan charon', () => {
           cell.error = e instanceof Error ? e.message.split('\n')[0] : String(e);
           throw e;
         }
-      }, 45_000);
+      }, 90_000);
     }
   }
 
@@ -138,14 +138,14 @@ describe('interop matrix with strongSwan charon', () => {
     ]);
     try {
       if (role === 'responder') {
-        await agent.waitLog((l) => l.event === 'tunnel-added' && l.tunnel === key, from, 10_000, `${key} added`);
+        await agent.waitLog((l) => l.event === 'tunnel-added' && l.tunnel === key, from, 20_000, `${key} added`);
         const r = await charon.initiate({ child: `${name}c`, timeoutS: 10 });
         expect(r.code, `swanctl --initiate:\n${r.stdout}${r.stderr}\nagent:\n${agent.tail()}`).toBe(0);
       }
       await agent.waitLog(
         (l) => l.event === 'child-installed' && l.tunnel === key,
         from,
-        15_000,
+        30_000,
         `CHILD SA of ${key} (charon log:\n${charon
           .lines(mark)
           .slice(-15)
@@ -185,7 +185,7 @@ describe('interop matrix with strongSwan charon', () => {
             const mine = t.childSAs.find((x) => x.spiOut === c.spiIn);
             return mine ? { c, mine } : undefined;
           },
-          15_000,
+          30_000,
           200,
         );
         checkChild(rekeyed.mine, rekeyed.c, row.esp, true, oNet, sNet);
@@ -196,7 +196,7 @@ describe('interop matrix with strongSwan charon', () => {
       const before = agent.logs.length;
       agent.setTunnels([]);
       await agent
-        .waitLog((l) => l.event === 'tunnel-removed' && l.tunnel === key, before, 10_000, `${key} removed`)
+        .waitLog((l) => l.event === 'tunnel-removed' && l.tunnel === key, before, 20_000, `${key} removed`)
         .catch(() => undefined);
       await charon.terminateAll();
     }
