@@ -1,4 +1,6 @@
 import { describe, expect, it } from 'vitest';
+import { decodeMessage, encodeMessage } from '../../src/ike/codec/message.js';
+import { signatureHashAlgorithmsNotify } from '../../src/ike/codec/payloads/notify.js';
 import { ExchangeType, NotifyType, PayloadType } from '../../src/ike/constants.js';
 import { formatProposal, parseProposals } from '../../src/ike/crypto/proposals.js';
 import { verifyPairing } from '../sim/kernel.js';
@@ -204,6 +206,21 @@ describe('IKE_SA_INIT + IKE_AUTH between two engines', () => {
       .captured({ from: SITE_A.address })
       .filter((p) => headerOf(p.bytes).exchange === ExchangeType.IKE_SA_INIT)[1]!;
     expect(headerOf(firstRetry.bytes).firstPayload).toBe(PayloadType.NOTIFY);
+  });
+
+  it('records the hash algorithms a peer announces for RFC 7427 signatures', async () => {
+    const { sim, a, b, configA } = pair(17);
+    sim.world.network.addFilter((p) => {
+      const h = headerOf(p.bytes);
+      if (h.exchange !== ExchangeType.IKE_SA_INIT || h.response) return undefined;
+      const msg = decodeMessage(p.bytes);
+      msg.payloads.push(signatureHashAlgorithmsNotify([2, 3, 4]));
+      return encodeMessage(msg);
+    });
+    a.engine.initiate(configA);
+    expect(await sim.until(() => steady(a, b), 10_000), sim.world.report()).toBe(true);
+    expect(established(b)[0]!.peerSignatureHashes).toEqual([2, 3, 4]);
+    expect(established(a)[0]!.peerSignatureHashes).toEqual([]);
   });
 
   it('encapsulates ESP in UDP on port 4500 when NAT traversal is forced', async () => {

@@ -126,6 +126,8 @@ export class IkeSa implements TaskManagerHost<IkeMessage, IkeMessage> {
   initResponse: Uint8Array = new Uint8Array(0);
   peerFragmentation = false;
   peerChildless = false;
+  /** RFC 7427 hash algorithms the peer announced (SIGNATURE_HASH_ALGORITHMS). */
+  peerSignatureHashes: number[] = [];
   /** Remote identity as authenticated (ID payload body: type + reserved + data). */
   remoteIdBody: Uint8Array | undefined;
   children: ChildSa[] = [];

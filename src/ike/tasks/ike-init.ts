@@ -5,7 +5,14 @@
  */
 
 import type { IkeMessage } from '../codec/message.js';
-import { cookieNotify, cookieOf, invalidKeGroup, invalidKePayloadNotify, notify } from '../codec/payloads/notify.js';
+import {
+  cookieNotify,
+  cookieOf,
+  invalidKeGroup,
+  invalidKePayloadNotify,
+  notify,
+  signatureHashAlgorithms,
+} from '../codec/payloads/notify.js';
 import type { Proposal } from '../codec/payloads/sa-types.js';
 import { ExchangeType, KeId, NotifyType, PayloadType, TransformType } from '../constants.js';
 import { deriveIkeSaKeys, skeyseed } from '../crypto/kdf.js';
@@ -23,6 +30,20 @@ import { type IkeSa, type IkeSuite, IkeSa as Sa } from '../sa/ike-sa.js';
 import type { Task, TaskStatus } from './task.js';
 
 const MAX_RETRIES = 3;
+
+/**
+ * The hash algorithms the peer accepts for RFC 7427 signatures (SIGNATURE_HASH_ALGORITHMS), recorded for
+ * certificate authentication; we announce ours only when we sign (PSK tunnels do not).
+ */
+function peerHashes(msg: IkeMessage): number[] {
+  const n = Sa.notifyOf(msg, NotifyType.SIGNATURE_HASH_ALGORITHMS);
+  if (!n) return [];
+  try {
+    return signatureHashAlgorithms(n);
+  } catch {
+    return [];
+  }
+}
 
 export function suiteOf(p: Proposal): IkeSuite {
   const encr = chosenTransform(p, TransformType.ENCR)!;
@@ -159,6 +180,7 @@ export class IkeInitTask implements Task<IkeMessage, IkeMessage> {
     sa.proposal = chosen;
     sa.peerFragmentation = Sa.notifyOf(res, NotifyType.IKEV2_FRAGMENTATION_SUPPORTED) !== undefined;
     sa.peerChildless = Sa.notifyOf(res, NotifyType.CHILDLESS_IKEV2_SUPPORTED) !== undefined;
+    sa.peerSignatureHashes = peerHashes(res);
     let shared: Uint8Array;
     try {
       shared = this.ke!.complete(keP.data);
@@ -217,6 +239,7 @@ export class IkeInitTask implements Task<IkeMessage, IkeMessage> {
     sa.proposal = this.chosen;
     this.peerKe = keP.data;
     sa.peerFragmentation = Sa.notifyOf(req, NotifyType.IKEV2_FRAGMENTATION_SUPPORTED) !== undefined;
+    sa.peerSignatureHashes = peerHashes(req);
   }
 
   buildResponse(res: IkeMessage): TaskStatus {
