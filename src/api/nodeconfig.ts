@@ -103,12 +103,14 @@ export const IPsecNodeConfigStatus = doc(
     agent: doc(
       z
         .object({
-          heartbeatTime: Timestamp('Last time the agent reported it is alive; the operator elects only live nodes.'),
           version: doc(z.string().max(64).optional(), 'Agent version.'),
           observedGeneration: doc(z.int().min(0).optional(), 'Spec generation the agent has applied.'),
+          startedAt: Timestamp('When the agent started.').optional(),
         })
         .optional(),
-      'Agent liveness.',
+      'About the agent. Its liveness is not here: the agent renews the coordination.k8s.io Lease ' +
+        'ipsec-mesh-agent-<node> (label ipsecmesh.io/agent-node=<node>, holderIdentity <node>) in the operator ' +
+        'namespace, so heartbeats never rewrite this (large) object.',
     ),
     tunnels: doc(z.array(NodeTunnelStatus).max(2000).optional(), 'Per-tunnel SA state.', {
       'x-kubernetes-list-type': 'map',

@@ -127,10 +127,10 @@ export const RESOURCES: ResourceDef[] = [
     status: IPsecNodeConfigStatus,
     columns: [
       {
-        name: 'Heartbeat',
-        type: 'date',
-        jsonPath: '.status.agent.heartbeatTime',
-        description: 'Last agent heartbeat.',
+        name: 'Agent',
+        type: 'string',
+        jsonPath: '.status.agent.version',
+        description: 'Version of the agent that reports this node.',
       },
       age,
     ],

@@ -45,6 +45,7 @@ import {
 import { WorkQueue } from './queue.js';
 import {
   key,
+  type LeaseObject,
   type MeshObject,
   type NodeConfigObject,
   type NodeObject,
@@ -54,6 +55,9 @@ import {
 } from './types.js';
 
 export const FINALIZER_MANAGER = 'ipsec-mesh-operator-finalizers';
+/** Label on an agent's heartbeat Lease naming its node; the Lease is `ipsec-mesh-agent-<node>`. */
+export const AGENT_NODE_LABEL = 'ipsecmesh.io/agent-node';
+export const agentLeaseName = (node: string) => `ipsec-mesh-agent-${node}`.slice(0, 253);
 const GROUP_PATH = `/apis/${API_VERSION}`;
 
 export interface Logger {
@@ -94,6 +98,7 @@ export class Controller {
   private readonly meshes: Informer<MeshObject>;
   private readonly nodeConfigs: Informer<NodeConfigObject>;
   private readonly nodes: Informer<NodeObject>;
+  private readonly leases: Informer<LeaseObject>;
   private readonly tunnelQ = new WorkQueue();
   private readonly nodeQ = new WorkQueue();
   private readonly meshQ = new WorkQueue();
@@ -177,6 +182,17 @@ export class Controller {
       },
       { onError: onError('nodes'), ...(sel ? { labelSelector: sel } : {}) },
     );
+    this.leases = new Informer(
+      o.kubeconfig,
+      this.client,
+      `/apis/coordination.k8s.io/v1/namespaces/${o.namespace}/leases`,
+      {
+        onAdd: (l) => this.onLease(l),
+        onUpdate: (l) => this.onLease(l),
+        onDelete: (l) => this.onLease(l),
+      },
+      { onError: onError('leases'), labelSelector: AGENT_NODE_LABEL },
+    );
     this.events = new EventRecorder(this.client, {
       component: 'ipsec-mesh-operator',
       instance: o.identity,
@@ -244,7 +260,13 @@ export class Controller {
 
   async start(): Promise<void> {
     const log = this.o.log;
-    await Promise.all([this.nodes.start(), this.nodeConfigs.start(), this.tunnels.start(), this.meshes.start()]);
+    await Promise.all([
+      this.nodes.start(),
+      this.nodeConfigs.start(),
+      this.tunnels.start(),
+      this.meshes.start(),
+      this.leases.start(),
+    ]);
     // Sticky placement across operator restarts and failovers: start from what the node configs say.
     for (const c of this.nodeConfigs.list()) {
       for (const t of c.spec?.tunnels ?? []) this.election.set(`${t.namespace}/${t.name}`, { node: c.metadata.name });
@@ -297,7 +319,13 @@ export class Controller {
   async stop(): Promise<void> {
     for (const t of this.timers) clearTimeout(t);
     for (const q of [this.tunnelQ, this.nodeQ, this.meshQ, this.globalQ]) q.shutdown();
-    await Promise.all([this.tunnels.stop(), this.meshes.stop(), this.nodeConfigs.stop(), this.nodes.stop()]);
+    await Promise.all([
+      this.tunnels.stop(),
+      this.meshes.stop(),
+      this.nodeConfigs.stop(),
+      this.nodes.stop(),
+      this.leases.stop(),
+    ]);
     await Promise.allSettled(this.running);
     this.client.close();
   }
@@ -364,24 +392,32 @@ export class Controller {
     for (const [k, v] of now) if (seen.get(k) !== v) this.tunnelQ.add(k.replace(/^spec:/, ''));
     for (const k of seen.keys()) if (!now.has(k)) this.tunnelQ.add(k.replace(/^spec:/, ''));
     this.agentSeen.set(node, now);
-    const wasAlive = this.alive.get(node);
-    const isAlive = !deleted && this.heartbeatLive(c);
-    if (wasAlive !== isAlive) {
-      this.alive.set(node, isAlive);
-      if (this.initialDone) this.globalQ.addAfter('placement', 50);
-    }
   }
 
-  private heartbeatLive(c: NodeConfigObject | undefined): boolean {
-    const hb = c?.status?.agent?.heartbeatTime;
-    if (!hb) return false;
-    return Date.now() - Date.parse(hb) < this.o.heartbeatTimeoutMs;
+  /** An agent is live while its heartbeat Lease was renewed within the timeout (and names its node). */
+  private heartbeatLive(node: string): boolean {
+    const l = this.leases.get(agentLeaseName(node), this.o.namespace);
+    const t = l?.spec?.renewTime;
+    if (!t || l?.spec?.holderIdentity !== node) return false;
+    return Date.now() - Date.parse(t) < this.o.heartbeatTimeoutMs;
+  }
+
+  private onLease(l: LeaseObject): void {
+    const node = l.metadata.labels?.[AGENT_NODE_LABEL];
+    if (!node) return;
+    const live = this.heartbeatLive(node);
+    const was = this.alive.get(node);
+    if (was !== live) {
+      this.alive.set(node, live);
+      if (live || was) this.o.log.info({ node, alive: live }, live ? 'agent heartbeat live' : 'agent heartbeat lost');
+      if (this.initialDone) this.globalQ.addAfter('placement', 50);
+    }
   }
 
   private refreshLiveness(): void {
     let changed = false;
     for (const n of this.nodes.list()) {
-      const live = this.heartbeatLive(this.nodeConfigs.get(n.metadata.name));
+      const live = this.heartbeatLive(n.metadata.name);
       const was = this.alive.get(n.metadata.name);
       if (was !== live) {
         this.alive.set(n.metadata.name, live);

@@ -55,3 +55,7 @@ export function splitKey(k: string): { namespace: string; name: string } {
   const i = k.indexOf('/');
   return { namespace: k.slice(0, i), name: k.slice(i + 1) };
 }
+
+export interface LeaseObject extends KObject {
+  spec?: { holderIdentity?: string; renewTime?: string; leaseDurationSeconds?: number };
+}

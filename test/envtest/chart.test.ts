@@ -38,6 +38,8 @@ describe('helm chart', () => {
         'Deployment',
         'Role',
         'Role',
+        'Role',
+        'RoleBinding',
         'RoleBinding',
         'RoleBinding',
         'Service',

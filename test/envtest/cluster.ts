@@ -196,7 +196,45 @@ export class FakeAgent {
     return r.status === 200 ? r.json() : undefined;
   }
 
+  get leasePath(): string {
+    return `/apis/coordination.k8s.io/v1/namespaces/${NS}/leases/ipsec-mesh-agent-${this.node}`;
+  }
+
+  /** Renew the heartbeat Lease; report SA state into the node config status when it changed. */
   async heartbeat(): Promise<number> {
+    const now = new Date().toISOString().replace('Z', '000Z');
+    const r = await this.cp.request(
+      'PATCH',
+      `${this.leasePath}?fieldManager=ipsec-mesh-agent&force=true`,
+      {
+        apiVersion: 'coordination.k8s.io/v1',
+        kind: 'Lease',
+        metadata: {
+          name: `ipsec-mesh-agent-${this.node}`,
+          namespace: NS,
+          labels: { 'ipsecmesh.io/agent-node': this.node },
+        },
+        spec: { holderIdentity: this.node, leaseDurationSeconds: 30, renewTime: now },
+      },
+      this.token,
+      'application/apply-patch+yaml',
+    );
+    if (r.status !== 200 && r.status !== 201) {
+      this.lastError = `${r.status} ${r.body}`;
+      return r.status;
+    }
+    const state = JSON.stringify(this.tunnels);
+    if (state !== this.reported) {
+      const s = await this.report();
+      if (s !== 200) return s;
+      this.reported = state;
+    }
+    return 200;
+  }
+
+  private reported = '[]';
+
+  async report(): Promise<number> {
     const r = await this.cp.request(
       'PATCH',
       `${this.path}/status?fieldManager=ipsec-mesh-agent&force=true`,
@@ -204,7 +242,7 @@ export class FakeAgent {
         apiVersion: 'ipsecmesh.io/v1alpha1',
         kind: 'IPsecNodeConfig',
         metadata: { name: this.node },
-        status: { agent: { heartbeatTime: new Date().toISOString(), version: 'fake' }, tunnels: this.tunnels },
+        status: { agent: { version: 'fake' }, tunnels: this.tunnels },
       },
       this.token,
       'application/apply-patch+yaml',

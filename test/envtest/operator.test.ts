@@ -128,8 +128,12 @@ describe('operator on a real kube-apiserver', () => {
       expect(c.metadata.ownerReferences?.[0]).toMatchObject({ kind: 'Node' });
     }
     expect(await config('worker-1')).toBeUndefined();
-    // agents heartbeat into the status
-    await eventually(async () => (await config('gw-1'))?.status?.agent?.heartbeatTime, 'heartbeat');
+    // agents heartbeat with a Lease per node
+    const lease = await eventually(
+      () => get(`/apis/coordination.k8s.io/v1/namespaces/${NS}/leases/ipsec-mesh-agent-gw-1`),
+      'heartbeat lease',
+    );
+    expect(lease.spec.holderIdentity).toBe('gw-1');
   });
 
   it('rejects invalid resources at admission with field paths and reasons', async () => {
@@ -522,7 +526,7 @@ describe('operator on a real kube-apiserver', () => {
           apiVersion: 'ipsecmesh.io/v1alpha1',
           kind: 'IPsecNodeConfig',
           metadata: { name: node },
-          status: { agent: { heartbeatTime: new Date().toISOString() } },
+          status: { agent: { version: 'fake' } },
         },
         token,
         'application/apply-patch+yaml',
@@ -537,6 +541,25 @@ describe('operator on a real kube-apiserver', () => {
     const unbound = await beat(cluster.agentToken, 'gw-1');
     expect(unbound.status).toBe(403);
     expect(unbound.json<{ message: string }>().message).toContain('token not bound to a node');
+    // ... and only its own heartbeat Lease, never the operator's leader Lease
+    const lease = (token: string, name: string) =>
+      cluster.cp.request(
+        'PATCH',
+        `/apis/coordination.k8s.io/v1/namespaces/${NS}/leases/${name}?fieldManager=ipsec-mesh-agent&force=true`,
+        {
+          apiVersion: 'coordination.k8s.io/v1',
+          kind: 'Lease',
+          metadata: { name, namespace: NS },
+          spec: { holderIdentity: 'gw-1', renewTime: new Date().toISOString().replace('Z', '000Z') },
+        },
+        token,
+        'application/apply-patch+yaml',
+      );
+    expect((await lease(gw1.token, 'ipsec-mesh-agent-gw-1')).status).toBe(200);
+    const other = await lease(gw1.token, 'ipsec-mesh-agent-gw-2');
+    expect(other.status).toBe(403);
+    expect(other.json<{ message: string }>().message).toContain('heartbeat Lease of its own node (gw-1)');
+    expect((await lease(gw1.token, LEASE)).status).toBe(403);
     // the Role names exactly the node Secrets
     const role = await get(`/apis/rbac.authorization.k8s.io/v1/namespaces/${NS}/roles/${AGENT_ROLE}`);
     expect((role as unknown as { rules: Array<{ resourceNames: string[] }> }).rules[0]!.resourceNames).toEqual([
