@@ -1,6 +1,6 @@
+# syntax=docker/dockerfile:1
 # One image, two entrypoints: `ipsec-mesh operator` (Deployment) and `ipsec-mesh agent` (DaemonSet).
 # Build: docker build -t ghcr.io/ipsec-mesh/ipsec-mesh:0.1.0 .
-# syntax=docker/dockerfile:1
 
 FROM node:20-bookworm-slim AS build
 WORKDIR /src
