@@ -332,6 +332,8 @@ export interface SwConnection {
   dpdDelay?: string;
   dpdTimeout?: string;
   keyingtries?: number;
+  /** RFC 6023: 'force' initiates without a CHILD SA in IKE_AUTH (charon 5.9.6+). */
+  childless?: 'allow' | 'force' | 'never';
   children: SwChild[];
 }
 
@@ -350,6 +352,7 @@ export function swanctlConf(conns: SwConnection[]): string {
     if (c.dpdDelay) out.push(`    dpd_delay = ${c.dpdDelay}`);
     if (c.dpdTimeout) out.push(`    dpd_timeout = ${c.dpdTimeout}`);
     out.push(`    keyingtries = ${c.keyingtries ?? 1}`);
+    if (c.childless) out.push(`    childless = ${c.childless}`);
     out.push(`    local { auth = psk\n      id = ${quote(c.localId)} }`);
     out.push(`    remote { auth = psk\n      id = ${quote(c.remoteId)} }`);
     out.push('    children {');

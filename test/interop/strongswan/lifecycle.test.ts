@@ -1,6 +1,7 @@
 /**
  * Interop lifecycle with strongSwan's charon: CHILD and IKE rekeys initiated by each side, DPD each way, DELETE from
- * each side, charon killed and restarted (our DPD notices, we re-establish), INVALID_KE in both directions, cookies
+ * each side, charon killed and restarted (our DPD notices, we re-establish; or charon initiates with INITIAL_CONTACT),
+ * charon reauthentication, childless initiation, multi-subnet CHILD SAs and narrowing, INVALID_KE in both directions, cookies
  * with charon's and with our half-open threshold lowered; negative cases: wrong PSK, no common proposal,
  * non-matching traffic selectors (each in both roles), and a peer that never answers.
  *
@@ -40,11 +41,16 @@ interface PairOptions {
   swPsk?: string;
   /** Our view of charon's subnet (198.18.1.0/24 matches). */
   oursRemoteNet?: string;
+  oursLocalNets?: string[];
+  oursRemoteNets?: string[];
+  swLocalTs?: string[];
+  swRemoteTs?: string[];
   espLifetime?: string;
   ikeLifetime?: string;
   dpdInterval?: string;
   dpdAction?: 'clear' | 'restart' | 'hold';
   swDpdDelay?: string;
+  swChildless?: 'force';
   startAction?: 'start' | 'none';
 }
 
@@ -103,17 +109,23 @@ describe('interop lifecycle with strongSwan charon', () => {
       psk: o.swPsk ?? PSK,
       proposals: o.swIke ?? [IKE],
       ...(o.swDpdDelay ? { dpdDelay: o.swDpdDelay } : {}),
+      ...(o.swChildless ? { childless: o.swChildless } : {}),
       children: [
-        { name: `${name}c`, localTs: ['198.18.1.0/24'], remoteTs: ['198.18.2.0/24'], espProposals: o.swEsp ?? [ESP] },
+        {
+          name: `${name}c`,
+          localTs: o.swLocalTs ?? ['198.18.1.0/24'],
+          remoteTs: o.swRemoteTs ?? ['198.18.2.0/24'],
+          espProposals: o.swEsp ?? [ESP],
+        },
       ],
     };
     const tunnel: AgentTunnel = {
       name,
       localAddress: topo.o.v4,
-      localSubnets: ['198.18.2.0/24'],
+      localSubnets: o.oursLocalNets ?? ['198.18.2.0/24'],
       localId: 'ours.example',
       remoteAddress: topo.s.v4,
-      remoteSubnets: [o.oursRemoteNet ?? '198.18.1.0/24'],
+      remoteSubnets: o.oursRemoteNets ?? [o.oursRemoteNet ?? '198.18.1.0/24'],
       remoteId: 'sw.example',
       psk: o.oursPsk ?? PSK,
       ikeProposals: o.oursIke ?? [IKE],
@@ -368,6 +380,71 @@ describe('interop lifecycle with strongSwan charon', () => {
     expect(after.sw.spiI).not.toBe(before.sw.spiI);
     expect(after.us.ikeSA.initiator ?? true).toBe(true);
   }, 120_000);
+
+  it('charon killed, restarted and initiating: its INITIAL_CONTACT replaces our stale IKE SA', async () => {
+    const s = await setup({ startAction: 'none' });
+    const before = await establish(s, 'charon');
+    await charon.kill();
+    await charon.start();
+    await charon.load([s.conn]);
+    const from = agent.logs.length;
+    const r = await charon.initiate({ child: s.child, timeoutS: 10 });
+    expect(r.code, r.stdout).toBe(0);
+    expect(r.stdout).toMatch(/N\(INIT_CONTACT\)/);
+    await agent.waitLog((l) => l.event === 'ike-deleted' && l.tunnel === s.key, from, 20_000, 'stale IKE SA removed');
+    const after = await agree(s.name);
+    expect(after.sw.spiI).not.toBe(before.sw.spiI);
+    expect(after.usChild.spiIn).not.toBe(before.usChild.spiIn);
+  }, 120_000);
+
+  it('charon reauthenticates (swanctl --rekey --reauth): a new IKE SA replaces the old one', async () => {
+    const s = await setup({ startAction: 'none' });
+    const before = await establish(s, 'charon');
+    const from = agent.logs.length;
+    await charon.rekey({ ike: s.name, reauth: true });
+    await agent.waitLog((l) => l.event === 'ike-deleted' && l.tunnel === s.key, from, 20_000, 'old IKE SA deleted');
+    const after = await agree(s.name);
+    expect(after.sw.spiI).not.toBe(before.sw.spiI);
+    expect((await charon.listSas()).filter((x) => x.conn === s.name)).toHaveLength(1);
+  }, 120_000);
+
+  it('charon initiates childless (RFC 6023), then creates the CHILD SA with CREATE_CHILD_SA', async () => {
+    const s = await setup({ startAction: 'none', swChildless: 'force' });
+    const up = await establish(s, 'charon');
+    expect(charonSaw(s, /generating IKE_AUTH request 1 \[ IDi (?!.*\bSA\b)/).length).toBe(1);
+    expect(charonSaw(s, /generating CREATE_CHILD_SA request 2 \[ SA No (KE )?TSi TSr/).length).toBe(1);
+    expect(up.usChild.localTs).toEqual(['198.18.2.0/24']);
+  }, 90_000);
+
+  // ---- traffic selectors ------------------------------------------------------------------------------------------
+
+  it('two subnets per side in one CHILD SA', async () => {
+    const s = await setup({
+      swLocalTs: ['198.18.1.0/24', '198.18.3.0/24'],
+      swRemoteTs: ['198.18.2.0/24', '198.18.4.0/24'],
+      oursLocalNets: ['198.18.2.0/24', '198.18.4.0/24'],
+      oursRemoteNets: ['198.18.1.0/24', '198.18.3.0/24'],
+    });
+    const up = await establish(s, 'ours');
+    expect(up.swChild.localTs).toEqual(['198.18.1.0/24', '198.18.3.0/24']);
+    expect(up.swChild.remoteTs).toEqual(['198.18.2.0/24', '198.18.4.0/24']);
+    expect([...up.usChild.localTs].sort()).toEqual(['198.18.2.0/24', '198.18.4.0/24']);
+    expect([...up.usChild.remoteTs].sort()).toEqual(['198.18.1.0/24', '198.18.3.0/24']);
+  }, 90_000);
+
+  it('narrowing by us as responder: charon offers a /24 inside our /16', async () => {
+    const s = await setup({ oursRemoteNets: ['198.18.0.0/16'], startAction: 'none' });
+    const up = await establish(s, 'charon');
+    expect(up.usChild.remoteTs).toEqual(['198.18.1.0/24']);
+    expect(up.swChild.localTs).toEqual(['198.18.1.0/24']);
+  }, 90_000);
+
+  it('narrowing by charon: we ask for a /16, charon grants its /24', async () => {
+    const s = await setup({ oursRemoteNets: ['198.18.0.0/16'] });
+    const up = await establish(s, 'ours');
+    expect(up.usChild.remoteTs).toEqual(['198.18.1.0/24']);
+    expect(up.swChild.localTs).toEqual(['198.18.1.0/24']);
+  }, 90_000);
 
   // ---- INVALID_KE and cookies -------------------------------------------------------------------------------------
 
