@@ -216,8 +216,9 @@ describe('IKE_SA_INIT + IKE_AUTH between two engines', () => {
       | { bytes: Uint8Array; from: { address: string; port: number }; to: { address: string; port: number } }
       | undefined;
     sim.world.network.addFilter((p) => {
-      if (request || headerOf(p.bytes).exchange !== ExchangeType.IKE_SA_INIT) return undefined;
-      request = { bytes: p.bytes, from: p.from, to: p.to };
+      // Keep the first request; drop a's later messages (its IKE_AUTH would fail, as it must, and end the SA).
+      if (p.from.address !== SITE_A.address) return undefined;
+      request ??= { bytes: p.bytes, from: p.from, to: p.to };
       return 'drop';
     });
     a.engine.initiate(configA);
