@@ -646,7 +646,7 @@ export interface CharonOptions {
   cookieThreshold?: number;
   /** charon.block_threshold (half-open IKE SAs per peer IP). */
   blockThreshold?: number;
-  /** charon.init_limit_half_open etc. are left at their defaults. */
+  /** charon.retransmit_timeout/_tries/_base (defaults here 1 s, 3, 1.4: short, so failures show quickly). */
   retransmitTimeout?: number;
   retransmitTries?: number;
   retransmitBase?: number;
