@@ -1,12 +1,13 @@
 /**
- * `npm run bench -- responder [--json] [--seconds S] [--window W] [--childless]`: IKEv2 responders side by side over
- * real UDP between network namespaces (root).
+ * `npm run bench -- responder [--json] [--seconds S] [--window W] [--rounds R] [--childless]`: IKEv2 responders
+ * side by side over real UDP between network namespaces (root).
  *
  * A load generator built on our engine (test/bench/_ike-load.ts, the agent's UDP transport) opens IKE SAs (PSK,
  * X25519, AES-GCM-128, one CHILD SA, or none with --childless) as fast as the responder answers, keeping W handshakes
  * in flight, against (a) strongSwan's charon (kernel-libipsec, so its CHILD SAs go to userspace) and (b) our agent
- * with `--dataplane none`, one after the other, each for S seconds. The SAs stay up; afterwards each responder's
- * resident memory growth is divided by the IKE SAs it holds.
+ * with `--dataplane none`, one after the other, each for S seconds (default 10), alternating for R rounds (default
+ * 2, fresh processes each round; each responder's best round is reported, with all round rates). The SAs stay up;
+ * afterwards each responder's resident memory growth is divided by the IKE SAs it holds.
  *
  * Fairness: the generator is pinned to CPU 0 and the responder to CPU 1 (both responders get exactly one core:
  * charon's worker threads share it, our agent is one thread); DoS protections are lifted on both (charon
@@ -138,98 +139,108 @@ async function drive(
   }
 }
 
+async function runCharon(o: Options): Promise<Run> {
+  const topo = new Topology('bc');
+  const charon = new Charon(topo.s, topo.dir, {
+    cookieThreshold: 1_000_000,
+    blockThreshold: 1_000_000,
+    logLevel: -1,
+    cpus: '1',
+  });
+  try {
+    await charon.start();
+    await charon.load([
+      {
+        name: 'bench',
+        localAddrs: [topo.s.v4],
+        remoteAddrs: [topo.o.v4],
+        localId: 'sw.bench.example',
+        remoteId: GEN_ID,
+        psk: PSK,
+        proposals: ['aes128gcm16-prfsha256-x25519'],
+        children: [
+          { name: 'bench', localTs: ['198.18.1.0/24'], remoteTs: ['198.18.2.0/24'], espProposals: ['aes128gcm16'] },
+        ],
+      },
+    ]);
+    const held = async () => Number(/IKE_SAs: (\d+) total/.exec(await charon.stats())?.[1] ?? 0);
+    return await drive(topo, 'charon', () => charon.charonPid(), 'sw.bench.example', held, o);
+  } finally {
+    await charon.stop();
+    topo.destroy();
+  }
+}
+
+async function runOurs(o: Options): Promise<Run> {
+  const topo = new Topology('bo');
+  const agent = new Agent(topo.s, topo.dir, {
+    addresses: [topo.s.v4],
+    cookieThreshold: 1_000_000,
+    initRateLimit: 1_000_000,
+    logLevel: 'warn',
+    cpus: '1',
+  });
+  try {
+    agent.setTunnels([
+      {
+        name: 'bench',
+        localAddress: topo.s.v4,
+        localSubnets: ['198.18.1.0/24'],
+        localId: 'ours.bench.example',
+        remoteAddress: topo.o.v4,
+        remoteSubnets: ['198.18.2.0/24'],
+        remoteId: GEN_ID,
+        psk: PSK,
+        ikeProposals: ['aes128gcm16-prfsha256-x25519'],
+        espProposals: ['aes128gcm16'],
+        startAction: 'none',
+      },
+    ]);
+    await agent.start();
+    // Let the agent finish loading (JIT, config) before measuring its baseline memory.
+    await waitFor('agent idle', async () => (await agent.status()).tunnels.length === 1, 30_000, 200);
+    await sleep(500);
+    // Our status shows one IKE SA per tunnel; the generator's completed handshakes are what the agent holds.
+    return await drive(
+      topo,
+      'ours',
+      () => agent.pid!,
+      'ours.bench.example',
+      async (c) => c,
+      o,
+    );
+  } finally {
+    await agent.stop();
+    topo.destroy();
+  }
+}
+
+interface Options {
+  seconds: number;
+  window: number;
+  childless: boolean;
+}
+
 export async function run(ctx: BenchContext): Promise<void> {
-  const o = {
+  const o: Options = {
     seconds: flag(ctx.args, 'seconds', 10),
     window: flag(ctx.args, 'window', 64),
     childless: ctx.args.includes('--childless'),
   };
+  const rounds = flag(ctx.args, 'rounds', 2);
   ensurePrerequisites();
   cleanupStale();
-  const runs: Run[] = [];
-
-  // (a) charon
-  {
-    const topo = new Topology('bc');
-    const charon = new Charon(topo.s, topo.dir, {
-      cookieThreshold: 1_000_000,
-      blockThreshold: 1_000_000,
-      logLevel: -1,
-      cpus: '1',
-    });
-    try {
-      await charon.start();
-      await charon.load([
-        {
-          name: 'bench',
-          localAddrs: [topo.s.v4],
-          remoteAddrs: [topo.o.v4],
-          localId: 'sw.bench.example',
-          remoteId: GEN_ID,
-          psk: PSK,
-          proposals: ['aes128gcm16-prfsha256-x25519'],
-          children: [
-            { name: 'bench', localTs: ['198.18.1.0/24'], remoteTs: ['198.18.2.0/24'], espProposals: ['aes128gcm16'] },
-          ],
-        },
-      ]);
-      const held = async () => {
-        const m = /IKE_SAs: (\d+) total/.exec(await charon.stats());
-        return Number(m?.[1] ?? 0);
-      };
-      runs.push(await drive(topo, 'charon', () => charon.charonPid(), 'sw.bench.example', held, o));
-    } finally {
-      await charon.stop();
-      topo.destroy();
-    }
+  // Alternate the responders over several rounds (fresh processes each time) and keep each one's best round:
+  // on a machine shared with other work, a round can be starved; the best round is the closest to its capacity.
+  const all: Run[] = [];
+  for (let i = 0; i < rounds; i++) {
+    all.push(await runCharon(o));
+    all.push(await runOurs(o));
   }
-
-  // (b) our agent, --dataplane none
-  {
-    const topo = new Topology('bo');
-    const agent = new Agent(topo.s, topo.dir, {
-      addresses: [topo.s.v4],
-      cookieThreshold: 1_000_000,
-      initRateLimit: 1_000_000,
-      logLevel: 'warn',
-      cpus: '1',
-    });
-    try {
-      agent.setTunnels([
-        {
-          name: 'bench',
-          localAddress: topo.s.v4,
-          localSubnets: ['198.18.1.0/24'],
-          localId: 'ours.bench.example',
-          remoteAddress: topo.o.v4,
-          remoteSubnets: ['198.18.2.0/24'],
-          remoteId: GEN_ID,
-          psk: PSK,
-          ikeProposals: ['aes128gcm16-prfsha256-x25519'],
-          espProposals: ['aes128gcm16'],
-          startAction: 'none',
-        },
-      ]);
-      await agent.start();
-      // Let the agent finish loading (JIT, config) before measuring its baseline memory.
-      await waitFor('agent idle', async () => (await agent.status()).tunnels.length === 1, 30_000, 200);
-      await sleep(500);
-      // Our status shows one IKE SA per tunnel; the generator's completed handshakes are what the agent holds.
-      runs.push(
-        await drive(
-          topo,
-          'ours',
-          () => agent.pid!,
-          'ours.bench.example',
-          async (c) => c,
-          o,
-        ),
-      );
-    } finally {
-      await agent.stop();
-      topo.destroy();
-    }
-  }
+  const best = (who: Run['responder']) =>
+    all.filter((r) => r.responder === who).reduce((a, b) => (b.rate > a.rate ? b : a));
+  const runs = [best('charon'), best('ours')];
+  const roundRates = (who: Run['responder']) => all.filter((r) => r.responder === who).map((r) => Math.round(r.rate));
 
   const kind = o.childless ? 'childless IKE SA' : 'IKE SA + 1 CHILD SA';
   for (const r of runs) {
@@ -239,6 +250,7 @@ export async function run(ctx: BenchContext): Promise<void> {
       value: Math.round(r.rate),
       unit: 'handshakes/s',
       responder: r.responder,
+      rounds: roundRates(r.responder),
       completed: r.completed,
       failed: r.failed,
       ...(r.failed ? { failures: r.failures } : {}),
