@@ -434,6 +434,35 @@ export interface FlowStats {
   /** Out-of-order arrivals (a sequence number lower than one already seen). */
   reordered: number;
   durationMs: number;
+  /** Date.now() when the first datagram left (sequence number n left about n / rate seconds later). */
+  startedAtEpoch: number;
+  /** Receiving namespace's UDP receive-buffer overflows during the flow (/proc/net/snmp RcvbufErrors). */
+  rcvbufErrors: number;
+}
+
+/** UDP RcvbufErrors of a namespace (drops at the receiving socket: the host, not the tunnel, lost those). */
+export function udpRcvbufErrors(ns: string): number {
+  const lines = shTry(`ip netns exec ${ns} cat /proc/net/snmp`)
+    .out.split('\n')
+    .filter((l) => l.startsWith('Udp:'));
+  if (lines.length < 2) return 0;
+  const keys = lines[0]!.split(/\s+/);
+  const vals = lines[1]!.split(/\s+/);
+  return Number(vals[keys.indexOf('RcvbufErrors')] ?? 0);
+}
+
+/** SPI, reqid and counters of every SA in a namespace (`ip -s xfrm state`, without the keys). */
+export function xfrmSummary(ns: string): string[] {
+  const out = shTry(`ip -n ${ns} -s xfrm state`).out;
+  return out
+    .split(/^(?=src )/m)
+    .filter(Boolean)
+    .map((b) => {
+      const head = /^src (\S+) dst (\S+)/.exec(b);
+      const spi = /spi (0x[0-9a-f]+)\S*\s+reqid (\d+)/.exec(b);
+      const cnt = /(\d+)\(bytes\), (\d+)\(packets\)/.exec(b);
+      return `${head?.[1]}>${head?.[2]} spi ${spi?.[1]} reqid ${spi?.[2]} ${cnt?.[1]}B ${cnt?.[2]}p`;
+    });
 }
 
 /**
@@ -479,8 +508,12 @@ export class Flow {
     );
   }
 
+  private startedAtEpoch = 0;
+  private rcvbufBefore = 0;
+
   async start(): Promise<void> {
     const { fromNs, toNs, from, to, port, rate, count } = this.o;
+    this.rcvbufBefore = udpRcvbufErrors(toNs);
     this.recv = this.spawnFlow(toNs, ['recv', to, String(port), String(count)]);
     this.recv.stdout!.on('data', (d: Buffer) => (this.recvOut += d.toString()));
     this.recv.stderr!.on('data', (d: Buffer) => (this.recvOut += d.toString()));
@@ -489,6 +522,7 @@ export class Flow {
     this.send.stdout!.on('data', (d: Buffer) => (this.sendOut += d.toString()));
     this.send.stderr!.on('data', (d: Buffer) => (this.sendOut += d.toString()));
     await Flow.lineWith(this.send, 'STARTED', () => this.sendOut, 20_000);
+    this.startedAtEpoch = Date.now();
   }
 
   /** Datagrams received so far (the receiver prints progress every 100 ms). */
@@ -505,7 +539,14 @@ export class Flow {
     this.recv!.stdin!.write('stop\n');
     const recvLine = await Flow.lineWith(this.recv!, 'RECEIVED ', () => this.recvOut, 10_000);
     const r = JSON.parse(recvLine.slice(9)) as Omit<FlowStats, 'sent' | 'sendErrors' | 'durationMs'>;
-    return { ...r, sent: sent.sent, sendErrors: sent.sendErrors, durationMs: sent.durationMs };
+    return {
+      ...r,
+      sent: sent.sent,
+      sendErrors: sent.sendErrors,
+      durationMs: sent.durationMs,
+      startedAtEpoch: this.startedAtEpoch,
+      rcvbufErrors: udpRcvbufErrors(this.o.toNs) - this.rcvbufBefore,
+    };
   }
 }
 
@@ -529,6 +570,58 @@ export async function udpEcho(lab: Lab, ns: string, addr: string, port: number):
       return o.includes('READY');
     },
   );
+}
+
+/**
+ * Probes many (from, to) pairs at once (flow.ts probe-many): each pair is retried every 200 ms until its echo comes
+ * back. Resolves with Date.now() of each pair's first echo and of the last one.
+ */
+export function probeMany(
+  lab: Lab,
+  ns: string,
+  pairs: [string, string][],
+  port: number,
+  timeoutMs: number,
+): Promise<{ up: number[]; all: number }> {
+  const p = spawn(
+    'ip',
+    [
+      'netns',
+      'exec',
+      ns,
+      process.execPath,
+      '--import',
+      tsxLoader(),
+      join(here, 'flow.ts'),
+      'probe-many',
+      pairs.map(([a, b]) => `${a}>${b}`).join(','),
+      String(port),
+    ],
+    { stdio: ['ignore', 'pipe', 'pipe'] },
+  );
+  lab.track(p);
+  const up: number[] = [];
+  let err = '';
+  p.stderr!.on('data', (d: Buffer) => (err += d.toString()));
+  return new Promise((resolve, reject) => {
+    const t = setTimeout(() => {
+      p.kill('SIGKILL');
+      reject(
+        new Error(
+          `${pairs.length - up.filter((x) => x).length} of ${pairs.length} pairs not echoed in ${timeoutMs} ms ${err}`,
+        ),
+      );
+    }, timeoutMs);
+    createInterface({ input: p.stdout! }).on('line', (l) => {
+      const m = /^UP (\d+) (\d+)/.exec(l);
+      if (m) up[Number(m[1])] = Number(m[2]);
+      const a = /^ALL (\d+)/.exec(l);
+      if (a) {
+        clearTimeout(t);
+        resolve({ up, all: Number(a[1]) });
+      }
+    });
+  });
 }
 
 /** Continuous UDP pings (one every intervalMs) from a host to an echo: which came back, and when they were sent. */
@@ -690,6 +783,8 @@ export class Lab {
     // Inside UML /tmp is the guest's own tmpfs.
     this.base = join('/tmp', `lab-${prefix}-${process.pid}`);
     mkdirSync(this.base, { recursive: true });
+    // Socket buffers big enough for the flows' 4 MiB requests (UML schedules the receiver late at times).
+    shTry('sysctl -qw net.core.rmem_max=8388608 net.core.wmem_max=8388608 net.core.netdev_max_backlog=10000');
   }
 
   track(p: ChildProcess): void {

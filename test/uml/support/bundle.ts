@@ -6,13 +6,18 @@
  * node_modules/.cache so that those resolve from the repository's node_modules.
  */
 import { execFileSync } from 'node:child_process';
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { REPO } from './agents.js';
 
 export function buildAgentBundle(): string {
   const dir = join(REPO, 'node_modules/.cache/ipsec-mesh-uml');
   mkdirSync(dir, { recursive: true });
+  // One file per test process (vitest may run several test files at once); bundles of processes gone are removed.
+  for (const f of readdirSync(dir)) {
+    const pid = /^agent-(\d+)\.mjs$/.exec(f)?.[1];
+    if (pid && !alive(Number(pid))) rmSync(join(dir, f), { force: true });
+  }
   const out = join(dir, `agent-${process.pid}.mjs`);
   execFileSync(
     join(REPO, 'node_modules/.bin/esbuild'),
@@ -31,4 +36,13 @@ export function buildAgentBundle(): string {
     { cwd: REPO, stdio: ['ignore', 'ignore', 'pipe'] },
   );
   return out;
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
 }

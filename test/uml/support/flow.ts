@@ -6,7 +6,10 @@
  *   send FROM TO PORT RATE COUNT    sends COUNT datagrams at RATE/s (a fresh Buffer per datagram: dgram sends are
  *                                   asynchronous, a reused buffer would repeat sequence numbers); prints STARTED,
  *                                   then SENT {sent, sendErrors, durationMs}
- *   echo ADDR PORT                  echoes every datagram; prints READY
+ *   echo ADDR[,ADDR...] PORT        echoes every datagram (one socket per address, so replies leave from the address
+ *                                   they were sent to); prints READY
+ *   probe-many PAIRS PORT           PAIRS: FROM>TO,FROM>TO,...; per pair one datagram every 200 ms until it is echoed;
+ *                                   prints `UP <index> <Date.now()>` per pair, then ALL <Date.now()> and exits
  *   ping FROM TO PORT INTERVAL_MS   one datagram to an echo every INTERVAL_MS; prints `ECHO <sentAt> <rttMs>` for each
  *                                   one that came back (sentAt: Date.now() when it left)
  *
@@ -101,10 +104,45 @@ function send(from: string, to: string, port: number, rate: number, count: numbe
   });
 }
 
-function echo(addr: string, port: number): void {
-  const s = createSocket({ type: addr.includes(':') ? 'udp6' : 'udp4' });
-  s.on('message', (m, r) => s.send(m, r.port, r.address));
-  s.bind(port, addr, () => out('READY'));
+function echo(addrs: string, port: number): void {
+  const list = addrs.split(',');
+  let bound = 0;
+  for (const addr of list) {
+    const s = createSocket({ type: addr.includes(':') ? 'udp6' : 'udp4' });
+    s.on('message', (m, r) => s.send(m, r.port, r.address));
+    s.bind(port, addr, () => {
+      if (++bound === list.length) out('READY');
+    });
+  }
+}
+
+function probeMany(pairs: string, port: number): void {
+  const list = pairs.split(',').map((p) => p.split('>') as [string, string]);
+  let left = list.length;
+  list.forEach(([from, to], i) => {
+    const s = createSocket({ type: to.includes(':') ? 'udp6' : 'udp4' });
+    const nonce = Buffer.from(`PROBE-${i}`);
+    let timer: NodeJS.Timeout | undefined;
+    s.on('error', () => {});
+    s.on('message', (m) => {
+      if (!m.equals(nonce) || timer === undefined) return;
+      clearTimeout(timer);
+      timer = undefined;
+      out(`UP ${i} ${Date.now()}`);
+      s.close();
+      if (--left === 0) {
+        out(`ALL ${Date.now()}`);
+        setImmediate(() => process.exit(0));
+      }
+    });
+    s.bind(0, from, () => {
+      const shoot = () => {
+        s.send(Buffer.from(nonce), port, to, () => {});
+        timer = setTimeout(shoot, 200);
+      };
+      shoot();
+    });
+  });
 }
 
 function ping(from: string, to: string, port: number, intervalMs: number): void {
@@ -137,6 +175,9 @@ switch (mode) {
     break;
   case 'echo':
     echo(args[0]!, Number(args[1]));
+    break;
+  case 'probe-many':
+    probeMany(args[0]!, Number(args[1]));
     break;
   case 'ping':
     ping(args[0]!, args[1]!, Number(args[2]), Number(args[3]));
