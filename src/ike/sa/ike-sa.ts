@@ -625,7 +625,17 @@ export class IkeSa implements TaskManagerHost<IkeMessage, IkeMessage> {
 
   /** Notify helper: the first notify of a type in a message (cleartext or inner). */
   static notifyOf(msg: IkeMessage, notifyType: number) {
-    for (const p of IkeSa.all(msg)) if (p.type === PayloadType.NOTIFY && p.notifyType === notifyType) return p;
+    return IkeSa.find(msg, (p) => p.type === PayloadType.NOTIFY && p.notifyType === notifyType) as
+      | Extract<PlainPayload, { type: PayloadType.NOTIFY }>
+      | undefined;
+  }
+
+  /** The first payload matching `pred`, cleartext first, then inner (no allocation: called for every payload). */
+  static find(msg: IkeMessage, pred: (p: PlainPayload) => boolean): PlainPayload | undefined {
+    for (const p of msg.payloads) {
+      if (p.type !== PayloadType.SK && p.type !== PayloadType.SKF && pred(p)) return p;
+    }
+    if (msg.encrypted) for (const p of msg.encrypted) if (pred(p)) return p;
     return undefined;
   }
 
@@ -636,13 +646,14 @@ export class IkeSa implements TaskManagerHost<IkeMessage, IkeMessage> {
   }
 
   static payload<T extends PlainPayload['type']>(msg: IkeMessage, type: T): PayloadFor<T> | undefined {
-    return IkeSa.all(msg).find((p) => p.type === type) as PayloadFor<T> | undefined;
+    return IkeSa.find(msg, (p) => p.type === type) as PayloadFor<T> | undefined;
   }
 
   /** First error notify (type < 16384) in a message, if any. */
   static errorNotify(msg: IkeMessage) {
-    for (const p of IkeSa.all(msg)) if (p.type === PayloadType.NOTIFY && p.notifyType < 16384) return p;
-    return undefined;
+    return IkeSa.find(msg, (p) => p.type === PayloadType.NOTIFY && p.notifyType < 16384) as
+      | Extract<PlainPayload, { type: PayloadType.NOTIFY }>
+      | undefined;
   }
 
   /** Add a payload to the right part of an outgoing message. */
