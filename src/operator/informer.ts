@@ -54,8 +54,8 @@ export class Informer<T extends KObject> {
     lw.on('update', (o) => this.handlers.onUpdate?.(o as unknown as T));
     lw.on('delete', (o) => this.handlers.onDelete?.(o as unknown as T));
     lw.on('error', (e) => {
-      this.opts.onError?.(e);
       if (this.stopped) return;
+      this.opts.onError?.(e);
       clearTimeout(this.restartTimer);
       this.restartTimer = setTimeout(() => {
         this.backoffMs = Math.min(this.backoffMs * 2, 30_000);

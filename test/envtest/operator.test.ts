@@ -20,13 +20,14 @@ const PSK = 'correct-horse-battery-staple-0123456789';
 const PSK_B64 = Buffer.from(PSK).toString('base64');
 const USER_NS = 'site-a';
 const GATEWAYS = ['gw-1', 'gw-2', 'gw-3'];
+// Short but not twitchy: CI machines are shared and loaded.
 const OPERATOR_FLAGS = [
   '--heartbeat-timeout',
-  '3s',
+  '5s',
   '--lease-duration',
-  '3s',
+  '6s',
   '--renew-deadline',
-  '2s',
+  '5s',
   '--retry-period',
   '500ms',
   '--resync',
@@ -353,7 +354,7 @@ describe('operator on a real kube-apiserver', () => {
         return g && g !== gw ? g : undefined;
       },
       't1 failover',
-      20_000,
+      30_000,
     );
     expect(moved).not.toBe(gw);
     const newCfg = await eventually(async () => {
@@ -473,7 +474,7 @@ describe('operator on a real kube-apiserver', () => {
     expect((await get(lease))?.spec.holderIdentity).toBe('operator-a');
     expect(await opB.metrics()).toMatch(/ipsec_mesh_operator_leader 0/);
     await opA.kill('SIGKILL');
-    await eventually(async () => (await get(lease))?.spec.holderIdentity === 'operator-b', 'operator-b leads', 20_000);
+    await eventually(async () => (await get(lease))?.spec.holderIdentity === 'operator-b', 'operator-b leads', 30_000);
     await eventually(async () => /ipsec_mesh_operator_leader 1/.test(await opB.metrics()), 'b leader metric');
     await create(
       `${GROUP_PATH}/namespaces/${USER_NS}/ipsectunnels`,
