@@ -198,7 +198,14 @@ export async function runAgent(argv: string[]): Promise<number> {
     log.fatal({ event: 'transport-error' }, `cannot listen: ${(e as Error).message}`);
     return 1;
   }
-  const server = serveStatus(settings.stateDir, () => agent.status());
+  let server: ReturnType<typeof serveStatus> | undefined;
+  try {
+    server = serveStatus(settings.stateDir, () => agent.status());
+    server.on('error', (e) => log.error({ event: 'status-socket-error' }, `status socket: ${e.message}`));
+  } catch (e) {
+    // Negotiation does not depend on it: run on, but say why `ipsec-mesh status` will not answer.
+    log.error({ event: 'status-socket-error' }, `cannot serve status in ${settings.stateDir}: ${(e as Error).message}`);
+  }
   const metricsServer =
     settings.metricsPort > 0 ? metrics.serve(settings.metricsPort, settings.metricsAddress) : undefined;
   let stopSource: () => void = () => {};
@@ -254,7 +261,7 @@ export async function runAgent(argv: string[]): Promise<number> {
     process.once('SIGINT', () => stop('SIGINT'));
   });
   stopSource();
-  server.close();
+  server?.close();
   metricsServer?.close();
   await agent.stop();
   return 0;
