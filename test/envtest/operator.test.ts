@@ -273,6 +273,58 @@ describe('operator on a real kube-apiserver', () => {
     expect(events).toContain('GatewayElected');
   });
 
+  it('delivers certificate material (tls.crt, tls.key, remote CA) through the node Secret', async () => {
+    const pem = (what: string) =>
+      Buffer.from(`-----BEGIN ${what}-----\nnot-a-real-${what}\n-----END ${what}-----\n`).toString('base64');
+    await create(`/api/v1/namespaces/${USER_NS}/secrets`, {
+      apiVersion: 'v1',
+      kind: 'Secret',
+      type: 'kubernetes.io/tls',
+      metadata: { name: 'tls-a' },
+      data: { 'tls.crt': pem('CERTIFICATE'), 'tls.key': pem('PRIVATE KEY') },
+    });
+    await create(`/api/v1/namespaces/${USER_NS}/secrets`, {
+      apiVersion: 'v1',
+      kind: 'Secret',
+      metadata: { name: 'peer-ca' },
+      data: { 'ca.pem': pem('CA CERTIFICATE') },
+    });
+    await create(
+      `${GROUP_PATH}/namespaces/${USER_NS}/ipsectunnels`,
+      tunnelManifest('t-cert', '198.18.60.0/24', '198.18.61.0/24', {
+        auth: {
+          certificate: { secretRef: { name: 'tls-a' }, remoteCA: { secretRef: { name: 'peer-ca', key: 'ca.pem' } } },
+        },
+      }),
+    );
+    const gw = await gatewayOf('t-cert');
+    const entry = await eventually(async () => {
+      const c = await config(gw);
+      return c?.spec.tunnels.find((x: { name: string }) => x.name === 't-cert');
+    }, 't-cert in node config');
+    expect(entry.auth).toEqual({
+      certificate: {
+        certKey: `${USER_NS}.t-cert.tls.crt`,
+        privateKeyKey: `${USER_NS}.t-cert.tls.key`,
+        caKey: `${USER_NS}.t-cert.ca.crt`,
+      },
+    });
+    const data = await eventually(async () => {
+      const r = await cluster.cp.request(
+        'GET',
+        `/api/v1/namespaces/${NS}/secrets/ipsec-mesh-node-${gw}`,
+        undefined,
+        cluster.agentToken,
+      );
+      const d = r.json<{ data?: Record<string, string> }>().data;
+      return d?.[`${USER_NS}.t-cert.tls.key`] ? d : undefined;
+    }, 'certificate material in node secret');
+    expect(data[`${USER_NS}.t-cert.tls.crt`]).toBe(pem('CERTIFICATE'));
+    expect(data[`${USER_NS}.t-cert.ca.crt`]).toBe(pem('CA CERTIFICATE'));
+    await cluster.cp.request('DELETE', tunnelPath('t-cert'));
+    await eventually(async () => (await tunnel('t-cert')) === undefined, 't-cert gone');
+  });
+
   it('turns bad input into conditions, never a crash loop', async () => {
     await create(
       `${GROUP_PATH}/namespaces/${USER_NS}/ipsectunnels`,
