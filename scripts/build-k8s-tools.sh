@@ -17,6 +17,9 @@ CACHE=${IPSEC_MESH_CACHE:-/var/cache/ipsec-mesh}
 BIN="$CACHE/bin"
 WORK="$CACHE/build"
 NICE=${BUILD_NICE:-10}
+if ! command -v go >/dev/null 2>&1; then
+  [[ -x /usr/local/go/bin/go ]] && export PATH="/usr/local/go/bin:$PATH" || { echo "build-k8s-tools: go not found" >&2; exit 1; }
+fi
 export GOFLAGS="-mod=mod -buildvcs=false"
 export CGO_ENABLED=0
 mkdir -p "$BIN" "$WORK"
