@@ -3,7 +3,7 @@
  * each side, charon killed and restarted (our DPD notices, we re-establish; or charon initiates with INITIAL_CONTACT),
  * charon reauthentication, childless initiation, multi-subnet CHILD SAs and narrowing, INVALID_KE in both directions, cookies
  * with charon's and with our half-open threshold lowered; negative cases: wrong PSK, no common proposal,
- * non-matching traffic selectors (each in both roles), and a peer that never answers.
+ * non-matching traffic selectors (each in both roles), and a peer that never answers; SIGTERM of our agent.
  *
  * One charon and one agent for the file (short retransmits on both: charon 1 s x1.4, 3 tries; ours 500 ms x1.5,
  * 3 tries); each test loads its own connection and tunnel and removes them afterwards.
@@ -614,6 +614,18 @@ describe('interop lifecycle with strongSwan charon', () => {
     } finally {
       topo.blackhole(topo.s, false);
     }
+  }, 90_000);
+
+  it('SIGTERM: our agent sends DELETE for its IKE SA and exits 0', async () => {
+    const s = await setup();
+    await establish(s, 'ours');
+    current = undefined;
+    expect(await agent.stop()).toBe(true);
+    expect(agent.exitCode()).toBe(0);
+    await waitFor('charon to drop the SA', async () => !(await theirs(s.name)), 10_000);
+    expect(charonSaw(s, new RegExp(`received DELETE for IKE_SA ${s.name}`)).length).toBe(1);
+    agent.setTunnels([]);
+    await agent.start();
   }, 90_000);
 
   // Last: restarts our agent with a cookie threshold of 0 (every IKE_SA_INIT needs a cookie).
