@@ -1,9 +1,10 @@
 /**
  * Interop lifecycle with strongSwan's charon: CHILD and IKE rekeys initiated by each side, DPD each way, DELETE from
- * each side, charon killed and restarted (our DPD notices, we re-establish; or charon initiates with INITIAL_CONTACT),
- * charon reauthentication, childless initiation, multi-subnet CHILD SAs and narrowing, INVALID_KE in both directions, cookies
- * with charon's and with our half-open threshold lowered; negative cases: wrong PSK, no common proposal,
- * non-matching traffic selectors (each in both roles), and a peer that never answers; SIGTERM of our agent.
+ * each side, charon killed and restarted (our DPD notices, we re-establish; or charon initiates with
+ * INITIAL_CONTACT), charon reauthentication, childless initiation, multi-subnet CHILD SAs and narrowing, INVALID_KE
+ * in both directions, cookies with charon's and with our half-open threshold lowered, SIGTERM of our agent; negative
+ * cases: wrong PSK, no common proposal, non-matching traffic selectors (each in both roles), and a peer that never
+ * answers.
  *
  * One charon and one agent for the file (short retransmits on both: charon 1 s x1.4, 3 tries; ours 500 ms x1.5,
  * 3 tries); each test loads its own connection and tunnel and removes them afterwards.
