@@ -331,7 +331,10 @@ export class Controller {
   }
 
   private enqueueAll(): void {
+    // Resync: forget what we believe we wrote, so drift (an edited Role, a deleted node Secret) is repaired.
     this.secrets.clear();
+    this.appliedRole = '';
+    for (const n of this.appliedSecretHash.keys()) this.appliedSecretHash.set(n, '');
     for (const t of this.tunnels.list()) this.tunnelQ.add(key(t));
     for (const m of this.meshes.list()) this.meshQ.add(key(m));
     for (const n of this.nodes.list()) this.nodeQ.add(n.metadata.name);
