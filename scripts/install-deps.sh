@@ -24,6 +24,9 @@ fi
 
 # Real control-plane binaries for the operator's integration tests (kube-apiserver, etcd, kubectl, helm), built
 # once from the Go module proxy into a cache outside the repository; later runs find them there.
+# The NAT-T socket option addon (see build-native.sh).
+bash "$(dirname "$0")/build-native.sh"
+
 if ((SYSTEM_ONLY == 0)); then
   bash "$(dirname "$0")/build-k8s-tools.sh" >/dev/null
 fi

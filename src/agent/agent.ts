@@ -111,7 +111,19 @@ export class Agent implements ConfigLookup<PeerConfig> {
   async start(): Promise<void> {
     await this.transport.start();
     const k = this.o.kernel;
-    if (this.o.espInUdp) for (const s of this.transport.nattSockets()) this.o.espInUdp(s);
+    if (this.o.espInUdp) {
+      for (const s of this.transport.nattSockets()) {
+        try {
+          this.o.espInUdp(s);
+        } catch (e) {
+          // Without it the kernel cannot decapsulate ESP in UDP: tunnels through a NAT will not carry traffic.
+          this.log.error(
+            { event: 'esp-in-udp-unavailable' },
+            `cannot enable ESP-in-UDP on the NAT-T socket: ${(e as Error).message}`,
+          );
+        }
+      }
+    }
     if (k.installBypass) await k.installBypass([this.o.settings.ikePort, this.o.settings.nattPort]);
     if (k.owned) {
       // Restart safety: what a previous agent left keeps carrying traffic until new SAs replace it.
