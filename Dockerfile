@@ -5,8 +5,12 @@
 FROM node:20-bookworm-slim AS build
 WORKDIR /src
 COPY package.json package-lock.json ./
-# Install scripts stay off (see package.json allowScripts); the netlink addon ships prebuilt x64 binaries.
+# Install scripts stay off (see package.json allowScripts); the netlink addon ships prebuilt x64 binaries, sockopt's
+# linux-x64 prebuild is unusable and is compiled here (scripts/build-native.sh; the node image has the headers).
+RUN apt-get update -qq && apt-get install -y -qq --no-install-recommends python3 make g++ && rm -rf /var/lib/apt/lists/*
 RUN npm ci --ignore-scripts --no-audit --no-fund
+COPY scripts/build-native.sh ./scripts/
+RUN npm config set nodedir /usr/local && bash scripts/build-native.sh
 COPY tsconfig.json tsconfig.build.json ./
 COPY src ./src
 RUN npx tsc -p tsconfig.build.json && npm prune --omit=dev --ignore-scripts
