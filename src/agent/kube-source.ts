@@ -9,6 +9,7 @@ import type { Logger } from 'pino';
 import { GROUP, VERSION } from '../api/common.js';
 import type { NodeTunnelStatus } from '../api/nodeconfig.js';
 import { parseNodeConfigSpec } from '../api/resources.js';
+import { AGENT_NODE_LABEL, agentLeaseName } from '../operator/controller.js';
 import { Informer } from '../operator/informer.js';
 import { KubeApiError, KubeClient } from '../operator/kube.js';
 import type { Agent } from './agent.js';
@@ -185,16 +186,55 @@ export class KubeSource {
     if (heartbeat || cfg) await this.report(cfg);
   }
 
+  /**
+   * The heartbeat: the Lease `ipsec-mesh-agent-<node>` in the operator namespace, renewed by server-side apply
+   * (the operator elects only nodes whose Lease is fresh). The agent may create and patch that one Lease only.
+   */
+  private async renewLease(): Promise<void> {
+    const name = agentLeaseName(this.o.nodeName);
+    try {
+      await this.client.request(
+        'PATCH',
+        `/apis/coordination.k8s.io/v1/namespaces/${this.o.secretNamespace}/leases/${name}`,
+        {
+          body: {
+            apiVersion: 'coordination.k8s.io/v1',
+            kind: 'Lease',
+            metadata: { name, namespace: this.o.secretNamespace, labels: { [AGENT_NODE_LABEL]: this.o.nodeName } },
+            spec: {
+              holderIdentity: this.o.nodeName,
+              leaseDurationSeconds: Math.max(1, Math.ceil((3 * this.o.heartbeatMs) / 1000)),
+              // MicroTime: six fractional digits.
+              renewTime: new Date().toISOString().replace('Z', '000Z'),
+            },
+          },
+          contentType: 'application/apply-patch+yaml',
+          query: { fieldManager: AGENT_FIELD_MANAGER, force: 'true' },
+        },
+      );
+    } catch (e) {
+      const why = e instanceof KubeApiError ? `${e.status} ${e.reason}: ${e.message}` : (e as Error).message;
+      this.o.logger.warn({ event: 'heartbeat-error' }, `cannot renew the heartbeat Lease: ${why}`);
+    }
+  }
+
+  private lastReport = '';
+
   private async report(cfg: NodeConfigObject | undefined): Promise<void> {
+    await this.renewLease();
     if (!cfg) return; // no object yet: the operator creates it for every gateway-pool node
     const s = await this.o.agent.status();
+    const tunnels = s.tunnels.map((t) => nodeTunnelStatus(t, this.generations.get(`${t.namespace}/${t.name}`)));
+    // Report when something changed (counters included), at most once per period.
+    const text = JSON.stringify([cfg.metadata.generation, tunnels]);
+    if (text === this.lastReport) return;
     const status = {
       agent: {
         heartbeatTime: new Date().toISOString(),
         version: this.o.version,
         ...(cfg.metadata.generation !== undefined ? { observedGeneration: cfg.metadata.generation } : {}),
       },
-      tunnels: s.tunnels.map((t) => nodeTunnelStatus(t, this.generations.get(`${t.namespace}/${t.name}`))),
+      tunnels,
     };
     try {
       await this.client.request('PATCH', `${NODECONFIGS}/${this.o.nodeName}/status`, {
@@ -207,6 +247,7 @@ export class KubeSource {
         contentType: 'application/apply-patch+yaml',
         query: { fieldManager: AGENT_FIELD_MANAGER, force: 'true' },
       });
+      this.lastReport = text;
     } catch (e) {
       const why = e instanceof KubeApiError ? `${e.status} ${e.reason}: ${e.message}` : (e as Error).message;
       this.o.logger.warn({ event: 'status-error' }, `cannot report status: ${why}`);
