@@ -614,11 +614,12 @@ describe('operator on a real kube-apiserver', () => {
     expect(other.json<{ message: string }>().message).toContain('heartbeat Lease of its own node (gw-1)');
     expect((await lease(gw1.token, LEASE)).status).toBe(403);
     // the Role names exactly the node Secrets
-    const role = await get(`/apis/rbac.authorization.k8s.io/v1/namespaces/${NS}/roles/${AGENT_ROLE}`);
-    expect((role as unknown as { rules: Array<{ resourceNames: string[] }> }).rules[0]!.resourceNames).toEqual([
-      'ipsec-mesh-node-gw-1',
-      'ipsec-mesh-node-gw-2',
-    ]);
+    const names = async () => {
+      const role = await get(`/apis/rbac.authorization.k8s.io/v1/namespaces/${NS}/roles/${AGENT_ROLE}`);
+      return (role as unknown as { rules?: Array<{ resourceNames: string[] }> }).rules?.[0]?.resourceNames ?? [];
+    };
+    const want = ['ipsec-mesh-node-gw-1', 'ipsec-mesh-node-gw-2'];
+    await eventually(async () => JSON.stringify(await names()) === JSON.stringify(want), `Role names ${want}`, 20_000);
   });
 
   it('keeps key material out of specs, status, events and logs', async () => {
