@@ -1,16 +1,17 @@
 /**
  * Runs INSIDE User-Mode Linux (see ../agent-rekey.test.ts). Scenarios 3 and 4: two sites, our agents, kernel ESP.
  *
- * Three tunnels between gateway 1 (192.0.2.1) and gateway 2 (192.0.2.2), each with its own subnet pair:
- *   t-a  198.18.1.0/24  <-> 198.18.2.0/24   gateway 1 initiates; CHILD lifetime 10 s and IKE lifetime 25 s on gateway 1
+ * Three tunnels between gateway 1 (192.0.2.1) and gateway 2 (192.0.2.2), each with its own subnet pair and
+ * identities; gateway 2 starts first and only responds, gateway 1 then establishes all three:
+ *   t-a  198.18.1.0/24  <-> 198.18.2.0/24   CHILD lifetime 10 s and IKE lifetime 25 s on gateway 1
  *                                           only (gateway 2: 1 h / 4 h), so every rekey of t-a is initiated by gw 1
- *   t-b  198.18.11.0/24 <-> 198.18.12.0/24  the mirror image: gateway 2 initiates and rekeys (CHILD 10 s, IKE 30 s)
+ *   t-b  198.18.11.0/24 <-> 198.18.12.0/24  the mirror image: gateway 2 rekeys (CHILD 10 s, IKE 30 s on gateway 2)
  *   t-c  198.18.21.0/24 <-> 198.18.22.0/24  long lifetimes, for the crash test
  *
  * Scenario 3: a UDP flow of 1,000 sequence-numbered datagrams/s from host 1 to host 2 through t-a for 36 s, then the
  * same through t-b: lost, duplicated and reordered datagrams per flow, and the CHILD/IKE rekeys seen meanwhile.
- * Scenario 4: the same flow through t-c; gateway 1's agent is killed (SIGKILL) after 6 s and started again 1 s
- * later; the flow goes on until 25 s: lost/duplicated datagrams, and the kernel's SAs after the new ones are in.
+ * Scenario 4: the same flow through t-c (DPD 30 s); gateway 1's agent is killed (SIGKILL) after 6 s and started
+ * again 1 s later; the flow goes on until 25 s: lost/duplicated datagrams, and the kernel's SAs after the new ones are in.
  * Prints `RESULT <json>`.
  */
 import {
@@ -170,14 +171,16 @@ async function main(): Promise<RekeyResult> {
       );
     tun(gw1, s1, s2, 't-a', 0, { start: true, esp: '10s', ike: '25s' });
     tun(gw2, s2, s1, 't-a', 0, { start: false, esp: '1h', ike: '4h' });
-    tun(gw1, s1, s2, 't-b', 10, { start: false, esp: '1h', ike: '4h' });
-    tun(gw2, s2, s1, 't-b', 10, { start: true, esp: '10s', ike: '30s' });
+    // gw1 establishes every tunnel (gw2 only responds), but t-b's lifetimes are short on gw2: gw2 initiates its rekeys.
+    tun(gw1, s1, s2, 't-b', 10, { start: true, esp: '1h', ike: '4h' });
+    tun(gw2, s2, s1, 't-b', 10, { start: false, esp: '10s', ike: '30s' });
     // DPD 30 s (the default) on t-c: the restarted agent must be back before the peer's liveness check gives up
     // (UML takes up to 10 s to start an agent under load); a peer that declares us dead deletes its SAs.
     tun(gw1, s1, s2, 't-c', 20, { start: true, esp: '1h', ike: '4h', dpd: '30s' });
     tun(gw2, s2, s1, 't-c', 20, { start: false, esp: '1h', ike: '4h', dpd: '30s' });
     const tUp = performance.now();
     gw2.start();
+    await gw2.waitReady(3);
     gw1.start();
     for (const a of [gw1, gw2]) for (const t of ['t-a', 't-b', 't-c']) await a.waitUp(t, 60_000);
     res.upMs = performance.now() - tUp;

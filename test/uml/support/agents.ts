@@ -6,7 +6,7 @@
  *
  * Addresses: underlay 192.0.2.0/24, 198.51.100.0/24, 203.0.113.0/24; site N is 198.18.N.0/24 (gateway .1, host .2).
  */
-import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { type ChildProcess, execFile, execFileSync, spawn } from 'node:child_process';
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join, resolve } from 'node:path';
@@ -254,6 +254,23 @@ export class AgentProc {
     return (await this.status()).tunnels.find((t) => t.name === name);
   }
 
+  /**
+   * Waits until the agent answers on its status socket with `tunnels` tunnels configured: from then on it answers
+   * IKE with its configuration (before, a peer's IKE_SA_INIT may meet an agent that listens but has no tunnels yet).
+   */
+  waitReady(tunnels: number, timeoutMs = 60_000): Promise<AgentStatus> {
+    return waitFor(
+      () => `agent ${this.name} ready with ${tunnels} tunnels (logs: ${this.tail(10)})`,
+      async () => {
+        if (!this.running) throw new Error(`agent ${this.name} exited: ${this.tail(20)}`);
+        const st = await this.status();
+        return st.tunnels.length >= tunnels ? st : undefined;
+      },
+      timeoutMs,
+      100,
+    );
+  }
+
   /** Waits until the tunnel has an established IKE SA and an installed CHILD SA; returns the view. */
   waitUp(name: string, timeoutMs = 30_000): Promise<TunnelView> {
     return waitFor(
@@ -391,6 +408,18 @@ swanctl { socket = unix://${this.vici} }
       const x = e as { stdout?: string; stderr?: string; status?: number };
       return { code: x.status ?? 1, out: `${x.stdout ?? ''}${x.stderr ?? ''}` };
     }
+  }
+
+  /** `swanctl --initiate --child NAME` without blocking the event loop; resolves with the exit code and output. */
+  initiate(child: string, timeoutS = 30): Promise<{ code: number; out: string }> {
+    return new Promise((resolve) => {
+      execFile(
+        'swanctl',
+        ['--initiate', '--child', child, '--timeout', String(timeoutS), '--uri', `unix://${this.vici}`],
+        { env: this.env, encoding: 'utf8', timeout: (timeoutS + 5) * 1000 },
+        (err, stdout, stderr) => resolve({ code: err ? 1 : 0, out: `${stdout}${stderr}` }),
+      );
+    });
   }
 
   /** Writes swanctl.conf and loads it (`swanctl --load-all --file`). */
