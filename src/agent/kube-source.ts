@@ -219,6 +219,7 @@ export class KubeSource {
   }
 
   private lastReport = '';
+  private readonly startedAt = new Date().toISOString();
 
   private async report(cfg: NodeConfigObject | undefined): Promise<void> {
     await this.renewLease();
@@ -230,8 +231,8 @@ export class KubeSource {
     if (text === this.lastReport) return;
     const status = {
       agent: {
-        heartbeatTime: new Date().toISOString(),
         version: this.o.version,
+        startedAt: this.startedAt,
         ...(cfg.metadata.generation !== undefined ? { observedGeneration: cfg.metadata.generation } : {}),
       },
       tunnels,
