@@ -9,6 +9,8 @@
  */
 import { Lab, probeMany, type Site, sh, shTry, udpEcho, waitFor } from '../uml/support/agents.js';
 
+// Only inside User-Mode Linux (the harness sets IPSEC_MESH_IN_UML): on the host it would build namespaces there.
+if (process.env.IPSEC_MESH_IN_UML !== '1') throw new Error('this bench part runs inside User-Mode Linux (agent.ts)');
 const counts = (process.argv[2] ?? '1,10,100').split(',').map(Number);
 if (counts.some((n) => !(n >= 1 && n <= 150)))
   throw new Error('tunnel counts must be 1..150 (site 1 uses 198.18.100-249.0/24)');

@@ -7,7 +7,8 @@
 import { fileURLToPath } from 'node:url';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { runInUml, type UmlRunResult } from './harness.js';
-import { DPD_INTERVAL_S, type NatDpdResult, RETRANSMIT_TOTAL_S } from './scenarios/agent-nat-dpd.js';
+import type { NatDpdResult } from './scenarios/agent-nat-dpd.js';
+import { DPD_INTERVAL_S, RETRANSMIT_TOTAL_S } from './scenarios/agent-params.js';
 import { buildAgentBundle } from './support/bundle.js';
 import { fromWire } from './support/wire.js';
 

@@ -36,6 +36,7 @@ beforeAll(async () => {
       ...out.rekey.map((x) => `${x.tunnel} gaps: ${JSON.stringify(x.gapDetails)} rcvbufErrors ${x.flow?.rcvbufErrors}`),
       `UML rekey: boot ${Math.round(run.bootMs ?? -1)} ms, total ${Math.round(run.durationMs)} ms, agents up ${Math.round(out.upMs ?? -1)} ms`,
       ...out.rekey.map(f),
+      `kill gaps: ${JSON.stringify(out.kill?.gapDetails)}`,
       `kill: sent ${out.kill?.flow?.sent} lost ${out.kill?.flow?.lost} dup ${out.kill?.flow?.duplicates} gaps ${JSON.stringify(out.kill?.flow?.gaps)} kill ${Math.round(out.kill?.killAtMs ?? -1)} restart ${Math.round(out.kill?.restartAtMs ?? -1)} up again ${Math.round(out.kill?.upAgainAtMs ?? -1)} ms`,
     ].join('\n'),
   );
@@ -91,7 +92,7 @@ describe('scenario 4: SIGKILL and restart of an agent under the flow (UML)', () 
     expect(f.sendErrors).toBe(0);
     expect(
       { lost: f.lost, duplicates: f.duplicates, gaps: f.gaps },
-      `kill at ${Math.round(k.killAtMs ?? -1)} ms, restart at ${Math.round(k.restartAtMs ?? -1)} ms, new CHILD SA at ${Math.round(k.upAgainAtMs ?? -1)} ms; SAs: ${JSON.stringify(k.diag)}`,
+      `kill at ${Math.round(k.killAtMs ?? -1)} ms, restart at ${Math.round(k.restartAtMs ?? -1)} ms, new CHILD SA at ${Math.round(k.upAgainAtMs ?? -1)} ms; gaps ${JSON.stringify(k.gapDetails)}; events:\n${(k.events ?? []).join('\n')}`,
     ).toEqual({ lost: 0, duplicates: 0, gaps: [] });
   });
 

@@ -7,7 +7,8 @@
 import { fileURLToPath } from 'node:url';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { runInUml, type UmlRunResult } from './harness.js';
-import { CASES, type SwResult } from './scenarios/agent-strongswan.js';
+import { STRONGSWAN_CASES as CASES } from './scenarios/agent-params.js';
+import type { SwResult } from './scenarios/agent-strongswan.js';
 import { buildAgentBundle } from './support/bundle.js';
 import { fromWire } from './support/wire.js';
 

@@ -161,6 +161,9 @@ async function main(): Promise<MeshResult> {
   return res;
 }
 
+// Only inside User-Mode Linux (the harness sets IPSEC_MESH_IN_UML): on the host it would build namespaces there.
+if (process.env.IPSEC_MESH_IN_UML !== '1')
+  throw new Error('this scenario runs inside User-Mode Linux (test/uml/harness.ts)');
 main().then(
   (r) => {
     process.stdout.write(`RESULT ${toWire(r)}\n`);

@@ -16,11 +16,9 @@
  */
 import { Capture, Lab, Pinger, sh, shTry, sleep, udpEcho, waitFor } from '../support/agents.js';
 import { toWire } from '../support/wire.js';
+import { DPD_INTERVAL_S } from './agent-params.js';
 
 const PSK = 'uml nat pre-shared key 0123456789';
-export const DPD_INTERVAL_S = 3;
-/** Retransmission settings of the agents (AgentSettings.retransmit, set by the Lab): 1 s, base 1.5, 3 tries. */
-export const RETRANSMIT_TOTAL_S = 1 + 1.5 + 1.5 ** 2 + 1.5 ** 3;
 
 export interface NatResult {
   natDetected?: { gw1: boolean; gw2: boolean };
@@ -220,6 +218,9 @@ ip -n ${s2.gw} route add ${s1.subnet} via 198.51.100.254`);
   return res;
 }
 
+// Only inside User-Mode Linux (the harness sets IPSEC_MESH_IN_UML): on the host it would build namespaces there.
+if (process.env.IPSEC_MESH_IN_UML !== '1')
+  throw new Error('this scenario runs inside User-Mode Linux (test/uml/harness.ts)');
 main().then(
   (r) => {
     process.stdout.write(`RESULT ${toWire(r)}\n`);

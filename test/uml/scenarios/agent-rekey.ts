@@ -83,6 +83,9 @@ export interface KillResult {
   /** ESP SAs in gateway 1's kernel per reqid after the restart settled (duplicates would show as > 2). */
   kernelSasAfter?: number;
   adoptedLog: string[];
+  gapDetails?: { atMs: number; datagrams: number; nearest?: string }[];
+  /** t-c's life-cycle events of both agents, in ms from the flow's start. */
+  events?: string[];
   /** Both gateways' SAs (SPI, reqid, counters) before the flow and 3 s into it, and datagrams received by then. */
   diag?: { before: string[]; at3s: string[]; receivedAt3s: number };
   errors: string[];
@@ -305,6 +308,15 @@ async function main(): Promise<RekeyResult> {
       k.upAgainAtMs = performance.now() - fStart;
       k.newSpis = { in: up.spiIn, out: up.spiOut };
       k.flow = await flow.result(count + 30_000);
+      k.gapDetails = gapDetails(k.flow, [gw1, gw2], 't-c', RATE);
+      k.events = [gw1, gw2].flatMap((a) =>
+        a.logs
+          .filter((l) => l.tunnel === 'default/t-c' || /adopt|stale|agent-started/.test(String(l.event)))
+          .map(
+            (l) =>
+              `${Math.round((l.time ?? 0) - (k.flow?.startedAtEpoch ?? 0))} ms ${a.name}#${l.run} ${l.event}${l.spiIn ? ` in ${l.spiIn} out ${l.spiOut}` : ''}`,
+          ),
+      );
       await sleep(Math.max(0, 5000 - (performance.now() - fStart - k.upAgainAtMs)));
       const state = shTry(`ip -n ${s1.gw} xfrm state`).out;
       k.oldSpisLeft = [old.spiIn, old.spiOut].filter((spi) => state.includes(`spi 0x${spi}`));
@@ -330,6 +342,9 @@ async function main(): Promise<RekeyResult> {
   return res;
 }
 
+// Only inside User-Mode Linux (the harness sets IPSEC_MESH_IN_UML): on the host it would build namespaces there.
+if (process.env.IPSEC_MESH_IN_UML !== '1')
+  throw new Error('this scenario runs inside User-Mode Linux (test/uml/harness.ts)');
 main().then(
   (r) => {
     process.stdout.write(`RESULT ${toWire(r)}\n`);

@@ -11,18 +11,12 @@
 import { Lab, type Site, sh, shTry } from '../support/agents.js';
 import { NsWorker } from '../support/ns.js';
 import { toWire } from '../support/wire.js';
+import { STRONGSWAN_CASES } from './agent-params.js';
 
 const PSK = 'uml strongswan pre-shared key 0123456789';
 const IKE = 'aes256gcm16-prfsha384-x25519';
 
-export const CASES = [
-  { alg: 'aes256gcm16', kernel: 'rfc4106(gcm(aes))', initiator: 'agent' },
-  { alg: 'aes256-sha256', kernel: 'cbc(aes)', initiator: 'agent' },
-  { alg: 'chacha20poly1305', kernel: 'rfc7539esp(chacha20,poly1305)', initiator: 'agent' },
-  { alg: 'aes256gcm16', kernel: 'rfc4106(gcm(aes))', initiator: 'charon' },
-  { alg: 'aes256-sha256', kernel: 'cbc(aes)', initiator: 'charon' },
-  { alg: 'chacha20poly1305', kernel: 'rfc7539esp(chacha20,poly1305)', initiator: 'charon' },
-] as const;
+export const CASES = STRONGSWAN_CASES;
 
 export interface SwCaseResult {
   alg: string;
@@ -211,6 +205,9 @@ async function main(): Promise<SwResult> {
   return res;
 }
 
+// Only inside User-Mode Linux (the harness sets IPSEC_MESH_IN_UML): on the host it would build namespaces there.
+if (process.env.IPSEC_MESH_IN_UML !== '1')
+  throw new Error('this scenario runs inside User-Mode Linux (test/uml/harness.ts)');
 main().then(
   (r) => {
     process.stdout.write(`RESULT ${toWire(r)}\n`);

@@ -812,8 +812,11 @@ export class Lab {
     // Inside UML /tmp is the guest's own tmpfs.
     this.base = join('/tmp', `lab-${prefix}-${process.pid}`);
     mkdirSync(this.base, { recursive: true });
-    // Socket buffers big enough for the flows' 4 MiB requests (UML schedules the receiver late at times).
-    shTry('sysctl -qw net.core.rmem_max=8388608 net.core.wmem_max=8388608 net.core.netdev_max_backlog=10000');
+    // Socket buffers big enough for the flows' 4 MiB requests (UML schedules the receiver late at times). These are
+    // global settings: only ever inside UML's own kernel.
+    if (process.env.IPSEC_MESH_IN_UML === '1') {
+      shTry('sysctl -qw net.core.rmem_max=8388608 net.core.wmem_max=8388608 net.core.netdev_max_backlog=10000');
+    }
   }
 
   track(p: ChildProcess): void {
