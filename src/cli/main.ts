@@ -1,10 +1,6 @@
 #!/usr/bin/env node
 /** The `ipsec-mesh` command: operator | agent | demo | status | bench. */
-import { runAgent } from './agent.js';
-import { runBench } from './bench.js';
-import { runDemo } from './demo.js';
-import { runOperator } from './operator.js';
-import { runStatus } from './status.js';
+// Each command is imported when it runs: `ipsec-mesh status` must not load the operator's Kubernetes client.
 
 const USAGE = `usage: ipsec-mesh <command> [options]
 
@@ -20,15 +16,15 @@ export async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
   switch (command) {
     case 'bench':
-      return runBench(rest);
+      return (await import('./bench.js')).runBench(rest);
     case 'agent':
-      return runAgent(rest);
+      return (await import('./agent.js')).runAgent(rest);
     case 'status':
-      return runStatus(rest);
+      return (await import('./status.js')).runStatus(rest);
     case 'operator':
-      return runOperator(rest);
+      return (await import('./operator.js')).runOperator(rest);
     case 'demo':
-      return runDemo(rest);
+      return (await import('./demo.js')).runDemo(rest);
     case undefined:
     case '-h':
     case '--help':
