@@ -67,9 +67,12 @@ export class UdpTransport implements Sender {
         const type = isIP(address) === 6 ? 'udp6' : 'udp4';
         const socket = createSocket({ type, reuseAddr: false, ...(type === 'udp6' ? { ipv6Only: true } : {}) });
         await new Promise<void>((resolve, reject) => {
-          socket.once('error', reject);
+          socket.once('error', (e) => {
+            socket.close();
+            reject(e);
+          });
           socket.bind({ address, port, exclusive: true }, () => {
-            socket.off('error', reject);
+            socket.removeAllListeners('error');
             resolve();
           });
         });
