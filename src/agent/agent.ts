@@ -129,6 +129,8 @@ export class Agent implements ConfigLookup<PeerConfig> {
       // Restart safety: what a previous agent left keeps carrying traffic until new SAs replace it.
       const owned = await k.owned();
       this.stale = owned.sas;
+      // Our own IKE bypass policies (installed just above, no template) are not a previous agent's state.
+      owned.policies = owned.policies.filter((p) => p.tmpls.length > 0);
       this.adoptedPolicies = owned.policies;
       if (owned.sas.length + owned.policies.length > 0) {
         this.log.info(

@@ -12,8 +12,10 @@ import {
   kernelCounts,
   kernelEmpty,
   pair,
+  peerConfig,
   SITE_A,
   SITE_B,
+  Sim,
   steady,
 } from './fixtures.js';
 
@@ -103,6 +105,17 @@ describe('IKE_SA_INIT + IKE_AUTH between two engines', () => {
     expect(b.engine.ikeSas()).toHaveLength(0);
   });
 
+  it('keeps retrying with back-off in start mode until the peer has a matching configuration', async () => {
+    const { sim, a, b, configA, configB } = pair(41);
+    b.configs.configs = []; // the peer is up but not configured yet: it answers NO_PROPOSAL_CHOSEN
+    a.engine.initiate(configA);
+    await sim.run(10_000);
+    const attempts = a.events.filter((e) => e.type === 'ike-failed').length;
+    expect(attempts).toBeGreaterThanOrEqual(2);
+    b.configs.configs = [configB];
+    expect(await sim.until(() => steady(a, b), 180_000), sim.world.report()).toBe(true);
+  });
+
   it('fails with AUTHENTICATION_FAILED on a wrong PSK, on both sides, leaving nothing behind', async () => {
     const { sim, a, b, configA } = pair(5, { b: { psk: new TextEncoder().encode('another key') } });
     a.engine.initiate(configA);
@@ -188,6 +201,26 @@ describe('IKE_SA_INIT + IKE_AUTH between two engines', () => {
     expect(await sim.until(() => steady(a, b), 10_000), sim.world.report()).toBe(true);
     const exchanges = sim.world.network.captured().map((p) => headerOf(p.bytes).exchange);
     expect(exchanges).toContain(ExchangeType.CREATE_CHILD_SA);
+  });
+
+  it('tells apart two tunnels between the same gateways and identities by their traffic selectors', async () => {
+    const sim = new Sim(42);
+    const cfg = (l: typeof SITE_A, r: typeof SITE_B, n: number, start: boolean) => ({
+      ...peerConfig(l, r, {
+        localSubnets: [`198.18.${l === SITE_A ? 20 + n : 40 + n}.0/24`],
+        remoteSubnets: [`198.18.${l === SITE_A ? 40 + n : 20 + n}.0/24`],
+        startAction: start ? 'start' : 'none',
+      }),
+      name: `${l.name}-${r.name}-${n}`,
+    });
+    const a = sim.add(SITE_A, [cfg(SITE_A, SITE_B, 1, true), cfg(SITE_A, SITE_B, 2, true)]);
+    const b = sim.add(SITE_B, [cfg(SITE_B, SITE_A, 1, false), cfg(SITE_B, SITE_A, 2, false)]);
+    for (const c of a.configs.configs) a.engine.initiate(c);
+    expect(await sim.until(() => installedChildren(a).length === 2 && installedChildren(b).length === 2, 10_000)).toBe(
+      true,
+    );
+    expect(b.events.filter((e) => e.type === 'child-failed')).toEqual([]);
+    expect(new Set(b.engine.ikeSas().map((s) => s.config.name))).toEqual(new Set(['b-a-1', 'b-a-2']));
   });
 
   it('creates several CHILD SAs', async () => {

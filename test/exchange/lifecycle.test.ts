@@ -398,7 +398,10 @@ describe('liveness (DPD) and restarts', () => {
       ),
       sim.world.report(),
     ).toBe(true);
+    // The stale SA keeps its kernel SAs for a grace period (the restarted peer may still send on them), then goes.
     await sim.run(100);
+    expect(stale.state).toBe('rekeyed');
+    await sim.run(3_000);
     expect(stale.state).toBe('destroyed');
     expect(verifyPairing(a.host.kernel, b.host.kernel)).toEqual([]);
   });

@@ -350,6 +350,10 @@ export class IkeSa implements TaskManagerHost<IkeMessage, IkeMessage> {
   onBatchDone(_tasks: IkeTask[], status: 'done' | 'failed'): void {
     if (status === 'failed' && this.state === 'connecting') {
       this.destroy(this.lastError?.message ?? 'negotiation failed');
+      // Start mode keeps trying (with back-off): the peer may not have its configuration yet, or it gets fixed.
+      if (this.originalInitiator && this.config.children.some((c) => c.startAction === 'start')) {
+        this.ctx.scheduleRestart(this.config, this.lastError?.message ?? 'negotiation failed');
+      }
     }
   }
 

@@ -14,6 +14,7 @@ import type { ConfiguredIdentity } from '../ports.js';
 import { pskAuth, signedOctets, verifyPskAuth } from '../sa/auth-psk.js';
 import type { IkeSa } from '../sa/ike-sa.js';
 import { IkeSa as Sa } from '../sa/ike-sa.js';
+import { narrow } from '../sa/traffic-selectors.js';
 import type { Task, TaskStatus } from './task.js';
 
 const utf8 = new TextEncoder();
@@ -79,6 +80,9 @@ export function idBody(p: IdPayload): Uint8Array {
   out.set(p.data, 4);
   return out;
 }
+
+/** How long stale IKE SAs of a peer that sent INITIAL_CONTACT keep their kernel SAs (make-before-break). */
+export const INITIAL_CONTACT_GRACE_MS = 3000;
 
 export class IkeAuthTask implements Task<IkeMessage, IkeMessage> {
   readonly name = 'ike-auth';
@@ -197,7 +201,21 @@ export class IkeAuthTask implements Task<IkeMessage, IkeMessage> {
     const peerId = identityOf(idi);
     const idrP = Sa.payload(req, PayloadType.IDr);
     const wantedLocal = idrP ? identityOf(idrP) : undefined;
-    const chosen = peerId ? sa.ctx.ports.config.byIdentities(peerId, wantedLocal, sa.candidates) : undefined;
+    // Of the tunnels the identities fit, prefer one whose CHILD SA configuration fits the proposed traffic
+    // selectors: two tunnels between the same gateways and identities differ only there.
+    const lookup = sa.ctx.ports.config;
+    const fitting = peerId ? sa.candidates.filter((c) => lookup.byIdentities(peerId, wantedLocal, [c]) === c) : [];
+    const tsi = Sa.payload(req, PayloadType.TSi);
+    const tsr = Sa.payload(req, PayloadType.TSr);
+    const bySelectors =
+      tsi && tsr
+        ? fitting.find((c) =>
+            c.children.some(
+              (ch) => narrow(tsi.selectors, ch.remoteTs).length > 0 && narrow(tsr.selectors, ch.localTs).length > 0,
+            ),
+          )
+        : undefined;
+    const chosen = bySelectors ?? fitting[0];
     if (!chosen) {
       this.failure = NotifyType.AUTHENTICATION_FAILED;
       sa.fail({
@@ -247,16 +265,20 @@ export class IkeAuthTask implements Task<IkeMessage, IkeMessage> {
     if (sa.config.windowSize > 1) res.encrypted!.push(setWindowSizeNotify(sa.config.windowSize));
     sa.established();
     if (this.peerInitialContact) {
-      // The peer lost its state: older IKE SAs with it are stale. Remove them after this exchange (their CHILD SAs
-      // are replaced by the one negotiated now).
-      void sa.tm.serialise(() => {
-        // Only SAs established before this one was created: a simultaneous initiation is not stale.
-        for (const other of sa.ctx.sasOfPeer(sa.config.name)) {
-          if (other !== sa && other.establishedMono !== undefined && other.establishedMono < sa.createdMono) {
+      // The peer lost its state: older IKE SAs with it are stale. Remove them a little later, not at once: a peer
+      // that restarted may still send on the kernel SAs it kept (the agent adopts them) until it has installed the
+      // CHILD SAs of this exchange, and our old inbound SAs must take that traffic until then.
+      const stale = sa.ctx
+        .sasOfPeer(sa.config.name)
+        .filter((o) => o !== sa && o.establishedMono !== undefined && o.establishedMono < sa.createdMono);
+      for (const other of stale) other.state = 'rekeyed';
+      sa.setTimer('initial-contact', INITIAL_CONTACT_GRACE_MS, () => {
+        for (const other of stale) {
+          if (other.state !== 'destroyed') {
             other.destroy('peer sent INITIAL_CONTACT');
           }
         }
-      }, 'initial-contact');
+      });
     }
     return 'done';
   }
