@@ -402,6 +402,20 @@ export class XfrmKernel implements KernelIpsec {
     );
   }
 
+  /** Re-point an SA's ESP-in-UDP encapsulation: GETSA (the kernel returns the whole SA), new ports, UPDSA. */
+  async updateEncapsulation(args: {
+    spi: number;
+    destination: string;
+    encap: { sourcePort: number; destinationPort: number };
+  }): Promise<void> {
+    const family = familyOf(args.destination);
+    const sa = await this.socket.getSa({ daddr: args.destination, spi: args.spi, proto: IPPROTO_ESP, family });
+    if (!sa.encap) return;
+    sa.encap = { ...sa.encap, sport: args.encap.sourcePort, dport: args.encap.destinationPort };
+    const { curLifetime: _c, lastUsed: _l, legacyAuth: _a, ...rest } = sa;
+    await this.socket.updateSa(rest);
+  }
+
   async querySa(args: { spi: number; destination: string }): Promise<SaCounters | undefined> {
     try {
       const c = await this.socket.saCounters({

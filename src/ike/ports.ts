@@ -108,6 +108,12 @@ export interface KernelIpsec {
   addPolicy(policy: KernelPolicy): Promise<void>;
   deletePolicy(policy: Pick<KernelPolicy, 'direction' | 'local' | 'remote' | 'mark' | 'ifId'>): Promise<void>;
   querySa(args: { spi: number; protocol: 'esp' | 'ah'; destination: string }): Promise<SaCounters | undefined>;
+  /** Change an installed SA's UDP encapsulation ports (the peer's NAT mapping changed). Optional. */
+  updateEncapsulation?(args: {
+    spi: number;
+    destination: string;
+    encap: { sourcePort: number; destinationPort: number };
+  }): Promise<void>;
 }
 
 /** Identity in the configuration (maps to an IKE ID payload). */

@@ -332,8 +332,46 @@ export class IkeSa implements TaskManagerHost<IkeMessage, IkeMessage> {
     if (!m || !authenticated) return;
     // Behind a NAT the peer's address or port may change; follow it on authenticated messages (RFC 7296 §2.23).
     if (this.natDetected && (m.from.address !== this.remote.address || m.from.port !== this.remote.port)) {
+      const before = this.remote;
       this.remote = { ...m.from };
       this.local = { ...this.local, port: m.to.port };
+      if (this.state === 'established' && before.address === m.from.address) void this.followNatMapping();
+    }
+  }
+
+  /**
+   * The peer's NAT gave it a new public port: move the CHILD SAs' UDP encapsulation there too, or our ESP would go
+   * to a port the NAT no longer maps (RFC 7296 §2.23, RFC 3948). A changed public address would change the SA's
+   * identity in the kernel; that needs MOBIKE-style re-addressing and is left to a new negotiation.
+   */
+  private async followNatMapping(): Promise<void> {
+    const k = this.ctx.ports.kernel;
+    if (!k.updateEncapsulation) return;
+    for (const c of this.children) {
+      if (c.state === 'deleted') continue;
+      try {
+        if (c.outboundInstalled) {
+          await k.updateEncapsulation({
+            spi: c.spiOut,
+            destination: this.remote.address,
+            encap: { sourcePort: this.local.port, destinationPort: this.remote.port },
+          });
+        }
+        if (c.inboundInstalled) {
+          await k.updateEncapsulation({
+            spi: c.spiIn,
+            destination: this.local.address,
+            encap: { sourcePort: this.remote.port, destinationPort: this.local.port },
+          });
+        }
+      } catch (err) {
+        this.ctx.emit({
+          type: 'kernel-error',
+          sa: this.ref(),
+          operation: 'updateEncapsulation',
+          message: err instanceof Error ? err.message : String(err),
+        });
+      }
     }
   }
 
