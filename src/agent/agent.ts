@@ -30,6 +30,9 @@ import type { AgentStatus, ChildSaView, ErrorView, IkeSaView, TunnelView } from 
 import { UdpTransport } from './transport.js';
 import type { RestingPolicy } from './xfrm-kernel.js';
 
+/** How long SAs left by a previous agent stay after their tunnel's new CHILD SA is installed. */
+const STALE_GRACE_MS = 2000;
+
 export interface DesiredTunnels {
   tunnels: NodeTunnel[];
   /** Key material by node-secret key. */
@@ -411,7 +414,11 @@ export class Agent implements ConfigLookup<PeerConfig> {
         break;
       case 'child-installed':
         // The new CHILD SA carries the tunnel now: SAs a previous agent left for it can go.
-        if (this.stale.length > 0) void this.dropStale(e.sa.reqid, 'replaced after restart');
+        // (after a grace: the peer may still send on them until it has installed its side of the new CHILD SA)
+        if (this.stale.length > 0) {
+          const reqid = e.sa.reqid;
+          this.o.clock.setTimer(STALE_GRACE_MS, () => void this.dropStale(reqid, 'replaced after restart'));
+        }
         this.log.info(
           {
             ...base,

@@ -93,7 +93,13 @@ export function peerConfig(t: NodeTunnel, secret: (key: string) => Uint8Array | 
   }
   const ikeLife = duration(t.ike.lifetime, 'spec.ike.lifetime');
   const espLife = duration(t.esp.lifetime, 'spec.esp.lifetime');
-  const life = (ms: number) => ({ rekeyMs: ms, jitterMs: Math.round(ms / 10), overMs: Math.round(ms / 10) });
+  // Hard lifetime: 10 % past the rekey time, but at least 30 s, so a rekey slowed by retransmissions is not
+  // overtaken by the kernel removing the SA.
+  const life = (ms: number) => ({
+    rekeyMs: ms,
+    jitterMs: Math.round(ms / 10),
+    overMs: Math.max(Math.round(ms / 10), 30_000),
+  });
   const ts = (cidrs: string[]) => cidrs.map((c) => selectorFromCidr(c));
   return {
     name: tunnelKey(t),

@@ -559,6 +559,34 @@ export class IkeSa implements TaskManagerHost<IkeMessage, IkeMessage> {
     }
   }
 
+  /**
+   * Install a CHILD SA's deferred outbound SA as soon as its inbound SA has carried a packet (the peer uses it, so
+   * it has installed its side), or after `maxMs`.
+   */
+  activateWhenUsed(child: ChildSa, maxMs: number): void {
+    const started = this.ctx.ports.clock.now();
+    const poll = async (): Promise<void> => {
+      if (child.state === 'deleted' || !child.pendingOutbound) return;
+      let used = false;
+      try {
+        const c = await this.ctx.ports.kernel.querySa({
+          spi: child.spiIn,
+          protocol: 'esp',
+          destination: this.local.address,
+        });
+        used = (c?.packets ?? 0n) > 0n;
+      } catch {
+        // counters are a hint only
+      }
+      if (used || this.ctx.ports.clock.now() - started >= maxMs) {
+        await this.activateOutbound(child);
+        return;
+      }
+      this.setTimer(`activate-${child.uid}`, 50, poll);
+    };
+    this.setTimer(`activate-${child.uid}`, 0, poll);
+  }
+
   async installPolicies(child: ChildSa): Promise<void> {
     for (const p of this.policies(child)) {
       if (this.ctx.acquirePolicy(policyKey(p), child.uid)) await this.ctx.ports.kernel.addPolicy(p);

@@ -501,6 +501,13 @@ export class ChildCreateTask implements Task<IkeMessage, IkeMessage> {
         child.pendingOutbound = keys.responderToInitiator;
         rekey.replacedBy = child;
         await sa.installPolicies(child);
+      } else if (replacesInstalled(sa, child)) {
+        // This CHILD SA replaces a working one of the same reqid (the peer restarted, or re-established): the peer
+        // installs its inbound SA only when our response arrives, so switch our outbound over once traffic shows up
+        // on the new inbound SA (the peer is ready), or after a second at the latest.
+        child.pendingOutbound = keys.responderToInitiator;
+        await sa.installPolicies(child);
+        sa.activateWhenUsed(child, 1000);
       } else {
         await sa.installOutbound(child, keys.responderToInitiator);
         await sa.installPolicies(child);
@@ -534,6 +541,15 @@ export class ChildCreateTask implements Task<IkeMessage, IkeMessage> {
     const child = this.child;
     if (child && child.state === 'creating') void this.sa.uninstall(child, 'aborted');
   }
+}
+
+/** Whether another installed CHILD SA (of any IKE SA of this peer) already carries this reqid's traffic. */
+function replacesInstalled(sa: IkeSa, child: ChildSa): boolean {
+  return sa.ctx
+    .sasOfPeer(sa.config.name)
+    .some((o) =>
+      o.children.some((c) => c !== child && c.reqid === child.reqid && c.outboundInstalled && c.state !== 'deleted'),
+    );
 }
 
 function wipe(...keys: (DirectionKeys | undefined)[]): void {
