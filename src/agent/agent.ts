@@ -229,7 +229,9 @@ export class Agent implements ConfigLookup<PeerConfig> {
       this.tunnels.set(key, entry);
       if (!existing) this.log.info({ event: 'tunnel-added', tunnel: key }, `tunnel ${key} added`);
       if (entry.config?.children.some((c) => c.startAction === 'start')) {
-        this.o.metrics?.initiated(this.engine.initiate(entry.config).uid);
+        // (not inside `metrics?.`: optional chaining would skip the initiation when there are no metrics)
+        const sa = this.engine.initiate(entry.config);
+        this.o.metrics?.initiated(sa.uid);
       }
     }
     for (const key of this.reqids.keys()) if (!this.tunnels.has(key)) this.reqids.delete(key);
@@ -371,7 +373,9 @@ export class Agent implements ConfigLookup<PeerConfig> {
         .some((s) => s.config.name === key && (s.state === 'connecting' || s.state === 'established'));
       if (busy) return;
       this.log.info({ event: 'acquire', tunnel: key }, 'traffic for a trapped tunnel; negotiating');
-      this.o.metrics?.initiated(this.engine.initiate(entry.config).uid);
+      // (not inside `metrics?.`: optional chaining would skip the initiation when there are no metrics)
+      const sa = this.engine.initiate(entry.config);
+      this.o.metrics?.initiated(sa.uid);
     }
   }
 
