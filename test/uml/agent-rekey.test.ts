@@ -95,7 +95,7 @@ describe('scenario 4: SIGKILL and restart of an agent under the flow (UML)', () 
     // holds the loss to one short gap (at most 50 packets = 50 ms of flow) and prints it.
     const detail = `kill at ${Math.round(k.killAtMs ?? -1)} ms, restart at ${Math.round(k.restartAtMs ?? -1)} ms, new CHILD SA at ${Math.round(k.upAgainAtMs ?? -1)} ms; gaps ${JSON.stringify(k.gapDetails)}; events:\n${(k.events ?? []).join('\n')}`;
     console.log(
-      `agent SIGKILL/restart under 1,000 pkt/s: sent ${f.sent}, lost ${f.lost}, duplicates ${f.duplicates}, gaps ${f.gaps}`,
+      `agent SIGKILL/restart under 1,000 pkt/s: sent ${f.sent}, lost ${f.lost}, duplicates ${f.duplicates}, gaps ${JSON.stringify(f.gaps)}`,
     );
     expect(f.duplicates, detail).toBe(0);
     expect(f.gaps.length, detail).toBeLessThanOrEqual(1);
