@@ -59,6 +59,8 @@ export interface DataplaneExtras {
   }>;
   deleteXfrmSa(sa: import('../xfrm/messages.js').XfrmSa): Promise<void>;
   deleteXfrmPolicy(p: import('../xfrm/messages.js').XfrmPolicy): Promise<void>;
+  adoptPolicies(p: import('../xfrm/messages.js').XfrmPolicy[]): void;
+  releaseAdopted(reqid?: number): Promise<number>;
 }
 
 export interface AgentOptions {
@@ -135,6 +137,8 @@ export class Agent implements ConfigLookup<PeerConfig> {
       // Our own IKE bypass policies (installed just above, no template) are not a previous agent's state.
       owned.policies = owned.policies.filter((p) => p.tmpls.length > 0);
       this.adoptedPolicies = owned.policies;
+      // They keep their subnet pairs (no resting block/trap policy over them) until new CHILD SAs take over.
+      k.adoptPolicies?.(owned.policies);
       if (owned.sas.length + owned.policies.length > 0) {
         this.log.info(
           { event: 'kernel-state-adopted', sas: owned.sas.length, policies: owned.policies.length },
@@ -314,7 +318,6 @@ export class Agent implements ConfigLookup<PeerConfig> {
   /** Delete stale SAs (of one reqid once its new CHILD SA is in, or all of them). */
   private async dropStale(reqid: number | undefined, reason: string): Promise<void> {
     const drop = this.stale.filter((sa) => reqid === undefined || sa.info.reqid === reqid);
-    if (drop.length === 0) return;
     this.stale = this.stale.filter((sa) => !drop.includes(sa));
     for (const sa of drop) {
       try {
@@ -323,7 +326,15 @@ export class Agent implements ConfigLookup<PeerConfig> {
         this.log.error({ event: 'kernel-error', operation: 'delete-stale' }, (e as Error).message);
       }
     }
-    this.log.info({ event: 'stale-sas-removed', reqid, count: drop.length }, reason);
+    // Adopted policies no new CHILD SA took over (its subnets changed, or the tunnel never came back) go too.
+    let policies = 0;
+    try {
+      policies = (await this.o.kernel.releaseAdopted?.(reqid)) ?? 0;
+    } catch (e) {
+      this.log.error({ event: 'kernel-error', operation: 'release-adopted' }, (e as Error).message);
+    }
+    if (drop.length + policies === 0) return;
+    this.log.info({ event: 'stale-sas-removed', reqid, count: drop.length, policies }, reason);
   }
 
   private findChild(spi: number): { sa: IkeSa; child: ChildSa } | undefined {

@@ -174,6 +174,11 @@ export class XfrmKernel implements KernelIpsec {
   /** Resting policies by selector key and the policies a CHILD SA currently holds there. */
   private resting = new Map<string, { policy: XfrmPolicy }>();
   private readonly active = new Set<string>();
+  /**
+   * Tunnel policies a previous agent left (adopted at start, by selector key). They keep carrying traffic over the
+   * adopted SAs until a new CHILD SA takes their pair over, so no resting policy may replace them meanwhile.
+   */
+  private readonly adopted = new Map<string, XfrmPolicy>();
 
   private constructor(
     readonly socket: XfrmSocket,
@@ -264,12 +269,12 @@ export class XfrmKernel implements KernelIpsec {
       for (const policy of this.restingPolicies(r)) next.set(selectorKey(policy.info.dir, policy.info.sel), { policy });
     for (const [key, { policy }] of next) {
       const before = this.resting.get(key);
-      if (this.active.has(key)) continue;
+      if (this.active.has(key) || this.adopted.has(key)) continue;
       if (before && same(before.policy, policy)) continue;
       await this.socket.updatePolicy(policy);
     }
     for (const [key, { policy }] of this.resting) {
-      if (next.has(key) || this.active.has(key)) continue;
+      if (next.has(key) || this.active.has(key) || this.adopted.has(key)) continue;
       await this.ignoreMissing(() =>
         this.socket.deletePolicy({
           sel: policy.info.sel,
@@ -279,6 +284,28 @@ export class XfrmKernel implements KernelIpsec {
       );
     }
     this.resting = next;
+  }
+
+  /** Keep a previous agent's tunnel policies in place (see `adopted`) until a CHILD SA or `releaseAdopted` takes them. */
+  adoptPolicies(policies: XfrmPolicy[]): void {
+    for (const p of policies) if (p.tmpls.length > 0) this.adopted.set(selectorKey(p.info.dir, p.info.sel), p);
+  }
+
+  /**
+   * Give up adopted policies (of one reqid, or all) that no CHILD SA took over: the pair gets its resting policy,
+   * or none when the tunnel has no resting policy. Returns how many were released.
+   */
+  async releaseAdopted(reqid?: number): Promise<number> {
+    let n = 0;
+    for (const [key, p] of [...this.adopted]) {
+      if (reqid !== undefined && p.tmpls[0]?.reqid !== reqid) continue;
+      this.adopted.delete(key);
+      n++;
+      const resting = this.resting.get(key);
+      if (resting) await this.socket.updatePolicy(resting.policy);
+      else await this.deleteXfrmPolicy(p);
+    }
+    return n;
   }
 
   /** Everything of ours in the kernel now (for adoption after a restart and for garbage collection). */
@@ -303,6 +330,7 @@ export class XfrmKernel implements KernelIpsec {
   }
 
   async deleteXfrmPolicy(p: XfrmPolicy): Promise<void> {
+    this.adopted.delete(selectorKey(p.info.dir, p.info.sel));
     await this.ignoreMissing(() =>
       this.socket.deletePolicy({
         sel: p.info.sel,
@@ -378,7 +406,9 @@ export class XfrmKernel implements KernelIpsec {
     // one step, so the subnet pair is never without a policy.
     const x = this.indexed(toXfrmPolicy(p));
     await this.socket.updatePolicy(x);
-    this.active.add(selectorKey(x.info.dir, x.info.sel));
+    const key = selectorKey(x.info.dir, x.info.sel);
+    this.active.add(key);
+    this.adopted.delete(key);
   }
 
   async deletePolicy(p: Pick<KernelPolicy, 'direction' | 'local' | 'remote' | 'mark' | 'ifId'>): Promise<void> {

@@ -65,5 +65,20 @@ await k.setResting([{ kind: 'trap', local, remote, reqid, localAddress: '192.0.2
 out.trap = policies();
 await k.setResting([]);
 out.cleared = policies();
+// A restart: the tunnel's policies stay in the kernel when the agent dies; the next agent adopts them and must not
+// put its resting block policies over them (that would drop the traffic the adopted SAs still carry).
+const blockRest = [
+  { kind: 'block' as const, local, remote, reqid, localAddress: '192.0.2.1', remoteAddress: '192.0.2.2' },
+];
+await k.setResting(blockRest);
+for (const d of ['out', 'in', 'fwd'] as const) await k.addPolicy(tunnel(d));
 k.close();
+const k2 = XfrmKernel.open();
+k2.adoptPolicies((await k2.owned()).policies);
+await k2.setResting(blockRest);
+out.adoptedKept = policies();
+out.released = await k2.releaseAdopted(reqid);
+out.adoptedReleased = policies();
+await k2.setResting([]);
+k2.close();
 console.log(JSON.stringify(out));

@@ -17,6 +17,9 @@ describe('agent XFRM port: bypass, fail-closed and trap policies, atomic swaps',
     backToBlock: Pol[];
     trap: Pol[];
     cleared: Pol[];
+    adoptedKept: Pol[];
+    released: number;
+    adoptedReleased: Pol[];
     owned: { sas: number; policies: number };
   };
 
@@ -63,5 +66,14 @@ describe('agent XFRM port: bypass, fail-closed and trap policies, atomic swaps',
     expect(trap).toHaveLength(1);
     expect(trap[0]).toMatchObject({ dir: 'out', tmpl: true });
     expect(result.cleared.filter((p) => p.src?.startsWith('198.18') || p.dst?.startsWith('198.18'))).toHaveLength(0);
+  });
+
+  it('after a restart keeps the adopted tunnel policies under a new resting policy, until they are released', () => {
+    const pair = (list: Pol[]) => list.filter((p) => p.src?.startsWith('198.18') || p.dst?.startsWith('198.18'));
+    expect(pair(result.adoptedKept)).toHaveLength(3);
+    expect(pair(result.adoptedKept).every((p) => p.action === 'allow' && p.tmpl)).toBe(true);
+    expect(result.released).toBe(3);
+    expect(pair(result.adoptedReleased)).toHaveLength(3);
+    expect(pair(result.adoptedReleased).every((p) => p.action === 'block')).toBe(true);
   });
 });

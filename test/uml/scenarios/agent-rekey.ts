@@ -14,8 +14,10 @@
  * again 1 s later; the flow goes on until 25 s: lost/duplicated datagrams, and the kernel's SAs after the new ones are in.
  * Prints `RESULT <json>`.
  */
+import { spawn } from 'node:child_process';
 import {
   type AgentProc,
+  Capture,
   Flow,
   type FlowStats,
   Lab,
@@ -70,6 +72,45 @@ function gapDetails(f: FlowStats, agents: AgentProc[], tunnel: string, rate: num
   });
 }
 
+/** /proc/net/xfrm_stat of a namespace as name -> count. */
+function xfrmStat(ns: string): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const l of shTry(`ip netns exec ${ns} cat /proc/net/xfrm_stat`).out.split('\n')) {
+    const m = /^(\w+)\s+(\d+)/.exec(l);
+    if (m) out[m[1]!] = Number(m[2]);
+  }
+  return out;
+}
+
+function statDelta(a: Record<string, number>, b: Record<string, number>): Record<string, number> {
+  const d: Record<string, number> = {};
+  for (const [k, v] of Object.entries(b)) if (v !== (a[k] ?? 0)) d[k] = v - (a[k] ?? 0);
+  return d;
+}
+
+/** `ip xfrm monitor` in a namespace; lines with arrival times (Date.now()), key material dropped. */
+function monitor(lab: Lab, ns: string, tag: string): { lines: { t: number; l: string }[] } {
+  const res = { lines: [] as { t: number; l: string }[] };
+  const p = spawn('ip', ['-n', ns, 'xfrm', 'monitor'], { stdio: ['ignore', 'pipe', 'ignore'] });
+  lab.track(p);
+  let buf = '';
+  p.stdout.on('data', (d: Buffer) => {
+    buf += d.toString();
+    let i = buf.indexOf('\n');
+    while (i >= 0) {
+      const l = buf.slice(0, i);
+      buf = buf.slice(i + 1);
+      if (
+        /^(Deleted |Updated |Expired |acquire |src |\S+ policy)|^\s+(proto|dir)|^(Flushed)/.test(l) &&
+        !/enc |auth|aead/.test(l)
+      )
+        res.lines.push({ t: Date.now(), l: `${tag} ${l.trim()}` });
+      i = buf.indexOf('\n');
+    }
+  });
+  return res;
+}
+
 export interface KillResult {
   flow?: FlowStats;
   killAtMs?: number;
@@ -88,6 +129,12 @@ export interface KillResult {
   events?: string[];
   /** Both gateways' SAs (SPI, reqid, counters) before the flow and 3 s into it, and datagrams received by then. */
   diag?: { before: string[]; at3s: string[]; receivedAt3s: number };
+  /** Non-zero /proc/net/xfrm_stat counters that changed during the flow, per gateway (where a gap's packets died). */
+  xfrmStat?: Record<string, Record<string, number>>;
+  /** Gateway 1's outbound ESP on the underlay: SPI changes in ms from the flow's start, and plaintext flow packets. */
+  wire?: { spiChanges: string[]; plaintext: number };
+  /** `ip xfrm monitor` of both gateways while the flow ran, in ms from the flow's start (keys stripped). */
+  monitor?: string[];
   errors: string[];
 }
 
@@ -281,6 +328,10 @@ async function main(): Promise<RekeyResult> {
         count,
       });
       const diagBefore = [...xfrmSummary(s1.gw).map((l) => `gw1 ${l}`), ...xfrmSummary(s2.gw).map((l) => `gw2 ${l}`)];
+      const statBefore = { gw1: xfrmStat(s1.gw), gw2: xfrmStat(s2.gw) };
+      const mons = [monitor(lab, s1.gw, 'gw1'), monitor(lab, s2.gw, 'gw2')];
+      const cap = new Capture(lab, s1.gw, s1.dev, 'out');
+      await cap.start();
       await flow.start();
       const fStart = performance.now();
       await sleep(3000);
@@ -309,6 +360,28 @@ async function main(): Promise<RekeyResult> {
       k.newSpis = { in: up.spiIn, out: up.spiOut };
       k.flow = await flow.result(count + 30_000);
       k.gapDetails = gapDetails(k.flow, [gw1, gw2], 't-c', RATE);
+      k.xfrmStat = { gw1: statDelta(statBefore.gw1, xfrmStat(s1.gw)), gw2: statDelta(statBefore.gw2, xfrmStat(s2.gw)) };
+      await cap.stop();
+      const t0 = k.flow.startedAtEpoch;
+      const spiChanges: string[] = [];
+      let lastSpi = '';
+      let plaintext = 0;
+      for (const line of shTry(`tcpdump -r ${cap.file} -n -nn -tt 2>/dev/null`).out.split('\n')) {
+        // 1700000000.789012 IP 192.0.2.1 > 192.0.2.2: ESP(spi=0x...,seq=0x...), length ...
+        const tm = /^(\d+\.\d+) /.exec(line);
+        const spi = /ESP\(spi=(0x[0-9a-f]+)/.exec(line);
+        if (/\.9020: UDP/.test(line)) plaintext++;
+        if (!tm || !spi || spi[1] === lastSpi) continue;
+        lastSpi = spi[1]!;
+        const at = Number(tm[1]) * 1000 - t0;
+        spiChanges.push(`${Math.round(at)} ms ${spi[1]}`);
+      }
+      k.wire = { spiChanges: spiChanges.slice(0, 40), plaintext };
+      k.monitor = mons
+        .flatMap((m) => m.lines)
+        .sort((a, b) => a.t - b.t)
+        .map((x) => `${x.t - t0} ms ${x.l}`)
+        .slice(0, 200);
       k.events = [gw1, gw2].flatMap((a) =>
         a.logs
           .filter((l) => l.tunnel === 'default/t-c' || /adopt|stale|agent-started/.test(String(l.event)))
