@@ -38,7 +38,7 @@ beforeAll(async () => {
       ...out.rekey.map(f),
       `kill gaps: ${JSON.stringify(out.kill?.gapDetails)}`,
       `kill xfrm_stat deltas: ${JSON.stringify(out.kill?.xfrmStat)}`,
-      `kill wire (gw1 out): ${JSON.stringify(out.kill?.wire)}`,
+      `kill: the new CHILD SA carried ${out.kill?.newSaPackets} datagrams`,
       `kill: sent ${out.kill?.flow?.sent} lost ${out.kill?.flow?.lost} dup ${out.kill?.flow?.duplicates} gaps ${JSON.stringify(out.kill?.flow?.gaps)} kill ${Math.round(out.kill?.killAtMs ?? -1)} restart ${Math.round(out.kill?.restartAtMs ?? -1)} up again ${Math.round(out.kill?.upAgainAtMs ?? -1)} ms`,
     ].join('\n'),
   );
@@ -95,7 +95,7 @@ describe('scenario 4: SIGKILL and restart of an agent under the flow (UML)', () 
     // Zero: the adopted SAs and policies carry the flow until the new CHILD SA takes the subnet pair over. (Before
     // the restarted agent kept adopted policies, its resting block policies replaced them a few ms to 200 ms
     // before the new CHILD SA came in: gaps of 28 to 86 datagrams under CI load.)
-    const detail = `kill at ${Math.round(k.killAtMs ?? -1)} ms, restart at ${Math.round(k.restartAtMs ?? -1)} ms, new CHILD SA at ${Math.round(k.upAgainAtMs ?? -1)} ms; gaps ${JSON.stringify(k.gapDetails)}; xfrm_stat ${JSON.stringify(k.xfrmStat)}; wire ${JSON.stringify(k.wire)}; events:\n${(k.events ?? []).join('\n')}\nxfrm monitor:\n${(k.monitor ?? []).join('\n')}`;
+    const detail = `kill at ${Math.round(k.killAtMs ?? -1)} ms, restart at ${Math.round(k.restartAtMs ?? -1)} ms, new CHILD SA at ${Math.round(k.upAgainAtMs ?? -1)} ms; gaps ${JSON.stringify(k.gapDetails)}; xfrm_stat ${JSON.stringify(k.xfrmStat)}; events:\n${(k.events ?? []).join('\n')}\nxfrm monitor:\n${(k.monitor ?? []).join('\n')}`;
     console.log(
       `agent SIGKILL/restart under 1,000 pkt/s: sent ${f.sent}, lost ${f.lost}, duplicates ${f.duplicates}, gaps ${JSON.stringify(f.gaps)}`,
     );
@@ -104,9 +104,10 @@ describe('scenario 4: SIGKILL and restart of an agent under the flow (UML)', () 
       duplicates: 0,
       gaps: [],
     });
-    // Nothing of the flow left gateway 1 in plaintext meanwhile, and its ESP switched SPI exactly once.
-    expect(k.wire?.plaintext, detail).toBe(0);
-    expect(k.wire?.spiChanges.length, detail).toBe(2);
+    // No XFRM drop counter moved on either gateway (a plaintext datagram would have been dropped by gateway 2's
+    // policy check and counted), and the new CHILD SA carried the rest of the flow.
+    expect(k.xfrmStat, detail).toEqual({ gw1: {}, gw2: {} });
+    expect(k.newSaPackets, detail).toBeGreaterThan(0);
   });
 
   it('the SAs the killed agent left were removed once the new ones were in, and none was duplicated', () => {
