@@ -21,6 +21,13 @@ export const Site = doc(
       z.object({
         address: doc(Address, "Public address other sites use to reach this site's gateway."),
         nodeSelector: doc(Labels.default({}), 'In the cluster of this site: gateway candidate node labels.'),
+        floating: doc(
+          z.boolean().default(false),
+          'In the cluster of this site: address is a floating address that the elected gateway node adds to its ' +
+            'interface (and removes when it stops being the gateway), so the site keeps one address across ' +
+            'gateway failovers. Needs the candidates on one L2 segment; elsewhere point a load balancer or NAT at ' +
+            'the elected node instead.',
+        ),
       }),
       "The site's IKE gateway.",
     ),

@@ -21,6 +21,10 @@ export const NodeTunnel = doc(
         address: doc(Address, 'Local IKE address on this node.'),
         subnets: Subnets('Local subnets.'),
         id: Identity.optional(),
+        floating: doc(
+          z.boolean().optional(),
+          'The agent adds address to its interface while it holds this tunnel, and removes it afterwards.',
+        ),
       }),
       'Local side.',
     ),

@@ -96,13 +96,27 @@ export const FailClosed = doc(
 );
 
 export const Local = doc(
-  z.object({
-    nodeSelector: doc(Labels.default({}), 'Gateway candidates: nodes carrying all these labels and a live agent.'),
-    subnets: Subnets('Local subnets behind the gateway.'),
-    id: Identity.optional(),
-    address: doc(Address.optional(), "Local IKE address; defaults to the elected gateway node's InternalIP."),
-  }),
+  z
+    .object({
+      nodeSelector: doc(Labels.default({}), 'Gateway candidates: nodes carrying all these labels and a live agent.'),
+      subnets: Subnets('Local subnets behind the gateway.'),
+      id: Identity.optional(),
+      address: doc(Address.optional(), "Local IKE address; defaults to the elected gateway node's InternalIP."),
+      floating: doc(
+        z.boolean().default(false),
+        'address is a floating address: the elected gateway node adds it to its interface while it is the gateway ' +
+          '(failover keeps the address). Needs address.',
+      ),
+    })
+    .refine((l) => !l.floating || l.address !== undefined, {
+      message: 'floating needs address (the floating address)',
+      path: ['floating'],
+    }),
   'This side of the tunnel.',
+  rules({
+    rule: '!has(self.floating) || !self.floating || has(self.address)',
+    message: 'floating needs address (the floating address)',
+  }),
 );
 
 export const Remote = doc(

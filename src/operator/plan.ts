@@ -262,7 +262,12 @@ export function renderNodeTunnel(t: TunnelRef, node: NodeInfo): NodeTunnel | Pro
     name: t.name,
     uid: t.uid,
     generation: t.generation,
-    local: { address, subnets: s.local.subnets, ...(s.local.id ? { id: s.local.id } : {}) },
+    local: {
+      address,
+      subnets: s.local.subnets,
+      ...(s.local.id ? { id: s.local.id } : {}),
+      ...(s.local.floating && s.local.address ? { floating: true } : {}),
+    },
     remote: {
       address: s.remote.address,
       port: s.remote.port,
@@ -455,6 +460,9 @@ export function meshTunnels(meshName: string, spec: IPsecMeshSpec, localSite: st
           nodeSelector: local.gateway.nodeSelector,
           subnets: local.subnets,
           ...(local.id ? { id: local.id } : {}),
+          // A floating site address is the tunnels' local address, held by whichever node is elected.
+          ...(local.gateway.floating ? { address: local.gateway.address } : {}),
+          floating: local.gateway.floating,
         },
         remote: {
           address: remote.gateway.address,
