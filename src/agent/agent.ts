@@ -4,6 +4,7 @@
  * (XFRM over netlink, or in-memory for `--dataplane=none`).
  */
 import { createHash } from 'node:crypto';
+import { isIP } from 'node:net';
 import type { Logger } from 'pino';
 import { parseDuration } from '../api/common.js';
 import type { NodeTunnel } from '../api/nodeconfig.js';
@@ -23,6 +24,7 @@ import { sameIdentity } from '../ike/tasks/ike-auth.js';
 import { canonical } from '../operator/plan.js';
 import { DEFAULT_OWNERSHIP } from '../xfrm/ownership.js';
 import type { XfrmEvent } from '../xfrm/socket.js';
+import type { AddressControl } from './floating.js';
 import type { AgentMetrics } from './metrics.js';
 import { peerConfig, TunnelConfigError, tunnelKey } from './peers.js';
 import type { AgentSettings } from './settings.js';
@@ -76,6 +78,8 @@ export interface AgentOptions {
   provider?: CryptoProvider;
   /** Transport override (tests); by default UDP sockets on the settings' addresses. */
   transport?: UdpTransport;
+  /** Adds/removes floating gateway addresses (src/agent/floating.ts); without it floating tunnels are refused. */
+  addresses?: AddressControl;
 }
 
 export class Agent implements ConfigLookup<PeerConfig> {
@@ -88,6 +92,11 @@ export class Agent implements ConfigLookup<PeerConfig> {
   private stale: import('../xfrm/messages.js').XfrmSa[] = [];
   private adoptedPolicies: import('../xfrm/messages.js').XfrmPolicy[] = [];
   private firstApply = true;
+  /** Floating addresses this agent holds (added to the interface, sockets bound) and the last desired state. */
+  private readonly floating = new Set<string>();
+  private readonly floatingFailed = new Map<string, string>();
+  private floatingBusy = false;
+  private lastDesired: DesiredTunnels | undefined;
   private readonly lastAcquire = new Map<string, number>();
   private problems: AgentStatus['configProblems'] = [];
   private keepaliveTimer: (() => void) | undefined;
@@ -175,6 +184,8 @@ export class Agent implements ConfigLookup<PeerConfig> {
     await new Promise((r) => setTimeout(r, 200));
     this.engine.shutdown();
     await this.engine.idle();
+    // A stopping gateway gives its floating addresses up for the next elected node.
+    for (const a of [...this.floating]) await this.releaseFloating(a, true);
     await this.transport.stop();
     this.log.info({ event: 'agent-stopped' }, 'agent stopped');
   }
@@ -183,8 +194,14 @@ export class Agent implements ConfigLookup<PeerConfig> {
 
   /** Converge the engine on the desired tunnels: start new ones, restart changed ones, delete removed ones. */
   apply(desired: DesiredTunnels): void {
+    this.lastDesired = desired;
     this.problems = desired.problems ?? [];
     const wanted = new Map(desired.tunnels.map((t) => [tunnelKey(t), t]));
+    // Floating addresses first: a tunnel on one waits (is not configured) until the address is ours.
+    const floatingWanted = new Set(desired.tunnels.filter((t) => t.local.floating).map((t) => t.local.address));
+    if ([...floatingWanted].some((a) => !this.floating.has(a) && !this.floatingFailed.has(a))) {
+      void this.claimFloating(floatingWanted);
+    }
     for (const [key, entry] of this.tunnels) {
       if (!wanted.has(key)) {
         this.tunnels.delete(key);
@@ -218,7 +235,10 @@ export class Agent implements ConfigLookup<PeerConfig> {
             tries: this.o.settings.retransmit.tries,
           },
         });
-        if (!this.o.settings.addresses.includes(spec.local.address)) {
+        const failed = this.floatingFailed.get(spec.local.address);
+        if (spec.local.floating && failed) throw new TunnelConfigError('FloatingAddressFailed', failed);
+        if (!this.o.settings.addresses.includes(spec.local.address) && !this.floating.has(spec.local.address)) {
+          if (spec.local.floating) continue; // being claimed; apply() runs again when it is ours
           throw new TunnelConfigError(
             'LocalAddressNotBound',
             `spec.local.address ${spec.local.address} is not one of the agent's addresses (${this.o.settings.addresses.join(', ')})`,
@@ -239,7 +259,53 @@ export class Agent implements ConfigLookup<PeerConfig> {
       }
     }
     for (const key of this.reqids.keys()) if (!this.tunnels.has(key)) this.reqids.delete(key);
+    // Floating addresses no tunnel uses any more go (after the DELETEs of the removed tunnels left from them).
+    for (const a of this.floating) {
+      if (!floatingWanted.has(a)) this.o.clock.setTimer(500, () => void this.releaseFloating(a));
+    }
+    for (const a of this.floatingFailed.keys()) if (!floatingWanted.has(a)) this.floatingFailed.delete(a);
     void this.converge();
+  }
+
+  /** Add the wanted floating addresses to the interface and listen on them, then apply the desired state again. */
+  private async claimFloating(wanted: Set<string>): Promise<void> {
+    if (this.floatingBusy) return;
+    this.floatingBusy = true;
+    try {
+      for (const a of wanted) {
+        if (this.floating.has(a) || this.floatingFailed.has(a)) continue;
+        const near = this.o.settings.addresses.find((x) => isIP(x) === isIP(a));
+        try {
+          if (!this.o.addresses) throw new Error('this agent has no address control (data plane without netlink)');
+          if (!near) throw new Error(`the agent has no address of the same family to put ${a} next to`);
+          await this.o.addresses.claim(a, near);
+          const natt = await this.transport.bind(a);
+          this.o.espInUdp?.(natt);
+          this.floating.add(a);
+          this.log.info({ event: 'floating-address-claimed', address: a }, `holding floating address ${a}`);
+        } catch (e) {
+          const message = `floating address ${a}: ${(e as Error).message}`;
+          this.floatingFailed.set(a, message);
+          this.log.error({ event: 'floating-address-failed', address: a }, message);
+        }
+      }
+    } finally {
+      this.floatingBusy = false;
+    }
+    if (this.lastDesired) this.apply(this.lastDesired);
+  }
+
+  private async releaseFloating(a: string, stopping = false): Promise<void> {
+    const still = this.lastDesired?.tunnels.some((t) => t.local.floating && t.local.address === a);
+    if ((still && !stopping) || !this.floating.has(a)) return;
+    this.floating.delete(a);
+    try {
+      await this.transport.unbind(a);
+      await this.o.addresses?.release(a);
+      this.log.info({ event: 'floating-address-released', address: a }, `released floating address ${a}`);
+    } catch (e) {
+      this.log.error({ event: 'floating-address-failed', address: a }, (e as Error).message);
+    }
   }
 
   /** A reqid in the owned range for a tunnel, stable while the tunnel exists (probing past collisions). */

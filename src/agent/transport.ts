@@ -62,26 +62,46 @@ export class UdpTransport implements Sender {
   }
 
   async start(): Promise<void> {
-    for (const address of this.options.addresses) {
-      for (const port of [this.options.ikePort, this.options.nattPort]) {
-        const type = isIP(address) === 6 ? 'udp6' : 'udp4';
-        const socket = createSocket({ type, reuseAddr: false, ...(type === 'udp6' ? { ipv6Only: true } : {}) });
-        await new Promise<void>((resolve, reject) => {
-          socket.once('error', (e) => {
-            socket.close();
-            reject(e);
-          });
-          socket.bind({ address, port, exclusive: true }, () => {
-            socket.removeAllListeners('error');
-            resolve();
-          });
+    for (const address of this.options.addresses) await this.bind(address);
+  }
+
+  /** Addresses with bound IKE sockets. */
+  boundAddresses(): string[] {
+    return [...new Set([...this.sockets.keys()].map((k) => k.slice(0, k.lastIndexOf('|'))))];
+  }
+
+  /** Listen on the IKE and NAT-T ports of one more address (a floating address); returns the NAT-T socket. */
+  async bind(address: string): Promise<Socket> {
+    for (const port of [this.options.ikePort, this.options.nattPort]) {
+      if (this.sockets.has(`${address}|${port}`)) continue;
+      const type = isIP(address) === 6 ? 'udp6' : 'udp4';
+      const socket = createSocket({ type, reuseAddr: false, ...(type === 'udp6' ? { ipv6Only: true } : {}) });
+      await new Promise<void>((resolve, reject) => {
+        socket.once('error', (e) => {
+          socket.close();
+          reject(e);
         });
-        socket.on('error', (e) => this.options.onError?.(`socket ${address}:${port}: ${e.message}`));
-        socket.on('message', (msg, rinfo) =>
-          this.onMessage(msg, { address: rinfo.address, port: rinfo.port }, { address, port }),
-        );
-        this.sockets.set(`${address}|${port}`, socket);
-      }
+        socket.bind({ address, port, exclusive: true }, () => {
+          socket.removeAllListeners('error');
+          resolve();
+        });
+      });
+      socket.on('error', (e) => this.options.onError?.(`socket ${address}:${port}: ${e.message}`));
+      socket.on('message', (msg, rinfo) =>
+        this.onMessage(msg, { address: rinfo.address, port: rinfo.port }, { address, port }),
+      );
+      this.sockets.set(`${address}|${port}`, socket);
+    }
+    return this.sockets.get(`${address}|${this.options.nattPort}`)!;
+  }
+
+  /** Stop listening on an address (before a floating address is removed). */
+  async unbind(address: string): Promise<void> {
+    for (const port of [this.options.ikePort, this.options.nattPort]) {
+      const s = this.sockets.get(`${address}|${port}`);
+      if (!s) continue;
+      this.sockets.delete(`${address}|${port}`);
+      await new Promise<void>((r) => s.close(() => r()));
     }
   }
 

@@ -181,6 +181,9 @@ export async function runAgent(argv: string[]): Promise<number> {
     ref.agent ? ref.agent.metricsSnapshot() : { ikeByState: new Map(), children: 0, traffic: [] },
   );
   const espInUdp = args.dataplane === 'netlink' ? (await import('../xfrm/udp-encap.js')).enableEspInUdp : undefined;
+  // Floating gateway addresses need rtnetlink, which comes with the netlink data plane.
+  const addresses =
+    args.dataplane === 'netlink' ? new (await import('../agent/floating.js')).RtnlAddresses() : undefined;
   const agent = new Agent({
     settings,
     kernel,
@@ -190,6 +193,7 @@ export async function runAgent(argv: string[]): Promise<number> {
     random: systemRandom,
     metrics,
     ...(espInUdp ? { espInUdp } : {}),
+    ...(addresses ? { addresses } : {}),
   });
   ref.agent = agent;
   try {
@@ -264,5 +268,6 @@ export async function runAgent(argv: string[]): Promise<number> {
   server?.close();
   metricsServer?.close();
   await agent.stop();
+  addresses?.close();
   return 0;
 }
