@@ -75,6 +75,8 @@ export interface ControlPlaneOptions {
   verbose?: boolean;
   /** Write an audit log (level Metadata) to auditLogPath: who did which verb on which resource. */
   audit?: boolean;
+  /** Address the API server listens on and is reached at (default 127.0.0.1); its certificate names it. */
+  address?: string;
 }
 
 /** The control plane died under a test (killed from outside, crashed): retrying cannot help. */
@@ -176,14 +178,15 @@ export class ControlPlane {
     }
     const certDir = join(this.dir, 'pki');
     mkdirSync(certDir);
-    this.server = `https://127.0.0.1:${apiPort}`;
+    const address = this.opts.address ?? '127.0.0.1';
+    this.server = `https://${address}:${apiPort}`;
     this.apiserver = this.spawnLogged(
       'kube-apiserver',
       [
         `--etcd-servers=${this.etcdUrl}`,
         `--secure-port=${apiPort}`,
-        '--bind-address=127.0.0.1',
-        '--advertise-address=127.0.0.1',
+        `--bind-address=${address}`,
+        `--advertise-address=${address}`,
         `--cert-dir=${certDir}`,
         '--authorization-mode=RBAC',
         `--token-auth-file=${tokens}`,

@@ -151,6 +151,8 @@ export class AgentProc {
   readonly raw: string[] = [];
   private proc: ChildProcess | undefined;
   private runs = 0;
+  /** Command-line arguments instead of the standalone config directory (e.g. Kubernetes mode). */
+  args: string[] | undefined;
 
   constructor(
     readonly lab: Lab,
@@ -206,10 +208,7 @@ export class AgentProc {
         ...(process.env.IPSEC_MESH_AGENT_BUNDLE
           ? [process.env.IPSEC_MESH_AGENT_BUNDLE]
           : ['--import', tsxLoader(), join(REPO, 'src/cli/main.ts'), 'agent']),
-        '--config-dir',
-        this.dir,
-        '--dataplane',
-        'netlink',
+        ...(this.args ?? ['--config-dir', this.dir, '--dataplane', 'netlink']),
       ],
       { stdio: ['ignore', 'pipe', 'pipe'] },
     );
