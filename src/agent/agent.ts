@@ -43,9 +43,23 @@ export interface DesiredTunnels {
 interface TunnelEntry {
   spec: NodeTunnel;
   fingerprint: string;
+  /** Digest of the certificate material: a renewal swaps the credentials in place (see apply). */
+  certDigest?: string;
   config?: PeerConfig;
   configError?: { reason: string; message: string };
   lastError?: ErrorView;
+}
+
+/** Digest of a certificate tunnel's material in the node Secret ('' for PSK tunnels). */
+function certificateDigest(spec: NodeTunnel, secrets: ReadonlyMap<string, Uint8Array>): string {
+  const c = spec.auth.certificate;
+  if (!c) return '';
+  const h = createHash('sha256');
+  for (const k of [c.certKey, c.privateKeyKey, c.caKey]) {
+    const v = k ? secrets.get(k) : undefined;
+    h.update(String(v?.length ?? -1)).update(v ?? new Uint8Array(0));
+  }
+  return h.digest('hex');
 }
 
 /** What a kernel data plane may offer beyond the engine's port (XFRM does; the in-memory one does not). */
@@ -196,13 +210,18 @@ export class Agent implements ConfigLookup<PeerConfig> {
             .digest('hex')
         : '';
       const fingerprint = `${canonical(spec)}|${secretDigest}`;
+      const certDigest = certificateDigest(spec, desired.secrets);
       const existing = this.tunnels.get(key);
-      if (existing && existing.fingerprint === fingerprint) continue;
+      if (existing && existing.fingerprint === fingerprint) {
+        if (existing.certDigest !== certDigest && existing.config)
+          this.renewCredentials(key, existing, desired, certDigest);
+        if (existing.certDigest === certDigest || existing.config) continue;
+      }
       if (existing) {
         this.engine.terminate(key, 'tunnel configuration changed');
         this.log.info({ event: 'tunnel-changed', tunnel: key }, `tunnel ${key} changed; renegotiating`);
       }
-      const entry: TunnelEntry = { spec, fingerprint };
+      const entry: TunnelEntry = { spec, fingerprint, certDigest };
       try {
         spec = { ...spec, reqid: this.reqidFor(key, spec.reqid) };
         entry.spec = spec;
@@ -236,6 +255,27 @@ export class Agent implements ConfigLookup<PeerConfig> {
     }
     for (const key of this.reqids.keys()) if (!this.tunnels.has(key)) this.reqids.delete(key);
     void this.converge();
+  }
+
+  /**
+   * A renewed certificate (the Secret changed, nothing else): swap the credentials of the running configuration
+   * in place. Established SAs keep running (an IKE rekey inherits the authentication); the next IKE_AUTH (a new
+   * IKE SA, the peer's reauthentication, a restart) uses the new certificate. Bad new material is reported and the
+   * old credentials stay in force.
+   */
+  private renewCredentials(key: string, entry: TunnelEntry, desired: DesiredTunnels, certDigest: string): void {
+    try {
+      const fresh = peerConfig(entry.spec, (k) => desired.secrets.get(k), { ikePort: this.o.settings.ikePort });
+      entry.config!.auth = fresh.auth;
+      entry.certDigest = certDigest;
+      this.log.info({ event: 'credentials-renewed', tunnel: key }, `tunnel ${key}: certificate renewed`);
+    } catch (e) {
+      if (!(e instanceof TunnelConfigError)) throw e;
+      this.log.error(
+        { event: 'credentials-renewal-failed', tunnel: key, reason: e.reason },
+        `tunnel ${key}: renewed certificate not used: ${e.message}`,
+      );
+    }
   }
 
   /** A reqid in the owned range for a tunnel, stable while the tunnel exists (probing past collisions). */
