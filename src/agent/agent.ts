@@ -227,6 +227,7 @@ export class Agent implements ConfigLookup<PeerConfig> {
         entry.spec = spec;
         entry.config = peerConfig(spec, (k) => desired.secrets.get(k), {
           ikePort: this.o.settings.ikePort,
+          fragmentSize: this.o.settings.ikeFragmentSize,
           retransmit: {
             timeoutMs: parseDuration(this.o.settings.retransmit.timeout) ?? 4000,
             base: this.o.settings.retransmit.base,

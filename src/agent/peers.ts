@@ -124,6 +124,8 @@ export function tunnelKey(t: Pick<NodeTunnel, 'namespace' | 'name'>): string {
 
 export interface PeerOptions {
   ikePort: number;
+  /** IKE fragment size in bytes (AgentSettings.ikeFragmentSize; default 1280). */
+  fragmentSize?: number;
   retransmit?: RetransmitConfig;
 }
 
@@ -203,7 +205,7 @@ export function peerConfig(t: NodeTunnel, secret: (key: string) => Uint8Array | 
     natt: t.natt,
     childless: 'never',
     fragmentation: true,
-    fragmentSize: 1280,
+    fragmentSize: o.fragmentSize ?? 1280,
     windowSize: 1,
     retransmit: o.retransmit ?? DEFAULT_RETRANSMIT,
     halfOpenTimeoutMs: 30_000,
