@@ -260,16 +260,19 @@ export class Agent implements ConfigLookup<PeerConfig> {
 
   /**
    * A renewed certificate (the Secret changed, nothing else): swap the credentials of the running configuration
-   * in place. Established SAs keep running (an IKE rekey inherits the authentication); the next IKE_AUTH (a new
-   * IKE SA, the peer's reauthentication, a restart) uses the new certificate. Bad new material is reported and the
-   * old credentials stay in force.
+   * in place. Established SAs keep running; at its next IKE rekey the engine reauthenticates the IKE SA with the new
+   * certificate (make-before-break, Engine.reauthenticate), and any other new IKE_AUTH uses it too. Bad new
+   * material is reported and the old credentials stay in force.
    */
   private renewCredentials(key: string, entry: TunnelEntry, desired: DesiredTunnels, certDigest: string): void {
     try {
       const fresh = peerConfig(entry.spec, (k) => desired.secrets.get(k), { ikePort: this.o.settings.ikePort });
       entry.config!.auth = fresh.auth;
       entry.certDigest = certDigest;
-      this.log.info({ event: 'credentials-renewed', tunnel: key }, `tunnel ${key}: certificate renewed`);
+      this.log.info(
+        { event: 'credentials-renewed', tunnel: key },
+        `tunnel ${key}: certificate renewed; used from the next IKE rekey (reauthentication) on`,
+      );
     } catch (e) {
       if (!(e instanceof TunnelConfigError)) throw e;
       this.log.error(

@@ -217,3 +217,79 @@ describe('certificate authentication failures', () => {
     expect(r.a[0]!.failure.message).not.toContain('PRIVATE KEY');
   });
 });
+
+describe('certificate renewal: reauthentication at the IKE rekey (RFC 7296 §2.8.3)', () => {
+  function installedOut(n: { host: { kernel: { sas(): { direction: string }[] } } }): number {
+    return n.host.kernel.sas().filter((s) => s.direction === 'out').length;
+  }
+
+  it('reauthenticates instead of rekeying once the credentials changed, make-before-break', async () => {
+    const newRoot = pki.root('renewal-root', { keyType: 'ed25519' });
+    const renewedA = pki.issue(newRoot, 'site-a-renewed', { keyType: 'ed25519', san: 'DNS:site-a.example' });
+    const { sim, a, b, configA, configB } = pair('cert-renewal', {
+      ikeRekeyMs: 600_000,
+      auth: auth(cert('a', 'p256')),
+      b: { auth: auth(cert('b', 'p256')) },
+      sim: { epochMs },
+    });
+    a.engine.initiate(configA);
+    expect(await sim.until(() => steady(a, b), 10_000), sim.world.report()).toBe(true);
+    const first = established(a)[0]!;
+    // Renewal on both sides, as the agent does it: the configuration objects get new credentials. B now trusts
+    // only the new CA, so only the renewed certificate of A can authenticate from here on.
+    configA.auth = auth(renewedA, [root]);
+    configB.auth = auth(cert('b', 'p256'), [newRoot]);
+    // Both sides keep an outbound SA at every step (no teardown).
+    let gap = false;
+    const ok = await sim.until(() => {
+      if (installedOut(a) === 0 || installedOut(b) === 0) gap = true;
+      return first.state === 'destroyed' && steady(a, b);
+    }, 700_000);
+    expect(ok, sim.world.report()).toBe(true);
+    expect(gap).toBe(false);
+    const now = established(a)[0]!;
+    expect(now.uid).not.toBe(first.uid);
+    expect(now.rekeyOf).toBeUndefined(); // a new IKE_AUTH, not a CREATE_CHILD_SA rekey
+    expect(now.authUsed).toBe(configA.auth);
+    expect(failures(a.events)).toEqual([]);
+    expect(failures(b.events)).toEqual([]);
+    // Later rekeys with unchanged credentials are ordinary IKE rekeys again.
+    expect(await sim.until(() => established(a)[0]?.rekeyOf === now.uid && steady(a, b), 700_000)).toBe(true);
+  });
+
+  it('rekeys as usual when the credentials did not change', async () => {
+    const { sim, a, b, configA } = pair('cert-rekey', {
+      ikeRekeyMs: 600_000,
+      auth: auth(cert('a', 'p256')),
+      b: { auth: auth(cert('b', 'p256')) },
+      sim: { epochMs },
+    });
+    a.engine.initiate(configA);
+    expect(await sim.until(() => steady(a, b), 10_000)).toBe(true);
+    const first = established(a)[0]!;
+    expect(await sim.until(() => established(a)[0]?.rekeyOf === first.uid && steady(a, b), 700_000)).toBe(true);
+  });
+
+  it('keeps the tunnel when the reauthentication fails: the old IKE SA is rekeyed instead', async () => {
+    const stranger = pki.root('stranger-root');
+    const strangeA = pki.issue(stranger, 'site-a-strange', { san: 'DNS:site-a.example' });
+    const { sim, a, b, configA } = pair('cert-renewal-fails', {
+      ikeRekeyMs: 600_000,
+      auth: auth(cert('a', 'p256')),
+      b: { auth: auth(cert('b', 'p256')) },
+      sim: { epochMs },
+    });
+    a.engine.initiate(configA);
+    expect(await sim.until(() => steady(a, b), 10_000)).toBe(true);
+    const first = established(a)[0]!;
+    configA.auth = auth(strangeA, [root]); // B does not trust this CA
+    let gap = false;
+    const ok = await sim.until(() => {
+      if (installedOut(a) === 0) gap = true;
+      return established(a).some((s) => s.rekeyOf === first.uid) && steady(a, b);
+    }, 700_000);
+    expect(ok, sim.world.report()).toBe(true);
+    expect(gap).toBe(false);
+    expect(failures(b.events).map((f) => f.failure.code)).toContain('CERT_UNTRUSTED');
+  });
+});

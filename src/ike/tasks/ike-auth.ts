@@ -252,6 +252,7 @@ export class IkeAuthTask implements Task<IkeMessage, IkeMessage> {
       return 'failed';
     }
     sa.remoteIdBody = idBody(idr);
+    sa.authUsed = sa.config.auth;
     this.windowFrom(res);
     sa.established();
     return 'done';
@@ -363,6 +364,7 @@ export class IkeAuthTask implements Task<IkeMessage, IkeMessage> {
       return;
     }
     sa.remoteIdBody = idBody(idi);
+    sa.authUsed = sa.config.auth;
     this.peerInitialContact = Sa.notifyOf(req, NotifyType.INITIAL_CONTACT) !== undefined;
     this.windowFrom(req);
   }
