@@ -128,6 +128,17 @@ export function idBody(p: IdPayload): Uint8Array {
   return out;
 }
 
+/**
+ * A DN identity is taken only when it is the DER of the subject of the certificate the peer sent (we compare bytes:
+ * no ASN.1 decoding). Peers that identify by their certificate's subject send exactly that; a DN typed into a
+ * configuration may be re-encoded (another string type) and does not match.
+ */
+const DN_NOT_SUBJECT: Failure = {
+  code: 'CERT_IDENTITY_MISMATCH',
+  message:
+    "the peer's distinguished-name identity is not, byte for byte, the subject of the certificate it sent (or it sent none); let the peer identify by its certificate's subject (strongSwan: no id, or an FQDN/IP/email from the subjectAltName)",
+};
+
 /** Our own credentials could not be used (bad key, no acceptable signature hash, ...). */
 function localFailure(e: unknown): Failure {
   if (e instanceof IkeError) {
@@ -239,6 +250,10 @@ export class IkeAuthTask implements Task<IkeMessage, IkeMessage> {
       return 'failed';
     }
     const peerId = peerIdentity(idr, res);
+    if (!peerId && idr.idType === IdType.ID_DER_ASN1_DN) {
+      sa.fail(DN_NOT_SUBJECT);
+      return 'failed';
+    }
     if (sa.config.remoteId && (!peerId || !sameIdentity(peerId, sa.config.remoteId))) {
       sa.fail({
         code: 'IDENTITY_MISMATCH',
@@ -328,6 +343,11 @@ export class IkeAuthTask implements Task<IkeMessage, IkeMessage> {
       return;
     }
     const peerId = peerIdentity(idi, req);
+    if (!peerId && idi.idType === IdType.ID_DER_ASN1_DN) {
+      this.failure = NotifyType.AUTHENTICATION_FAILED;
+      sa.fail({ ...DN_NOT_SUBJECT, notify: NotifyType.AUTHENTICATION_FAILED });
+      return;
+    }
     const idrP = Sa.payload(req, PayloadType.IDr);
     const wantedLocal = idrP ? identityOf(idrP) : undefined;
     // Of the tunnels the identities fit, prefer one whose CHILD SA configuration fits the proposed traffic

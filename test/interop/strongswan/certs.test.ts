@@ -119,16 +119,80 @@ for (const fragmented of [false, true]) {
       }
     }
 
-    async function runCase(keyType: KeyType, role: Role, name: string, cell: Cell): Promise<number> {
-      const c = credsFor(keyType);
+    if (!fragmented) {
+      // charon without an id identifies by its certificate's subject DN (ID_DER_ASN1_DN): spec.remote.id is the DN.
+      for (const role of ['initiator', 'responder'] as const) {
+        it(`p256 certificates, charon identified by its subject DN, ours=${role}`, async () => {
+          await runCase('p256', role, `dn${++n}`, { keyType: 'p256', role, fragmented, ok: false }, true);
+        }, 90_000);
+      }
+    }
+
+    if (!fragmented) {
+      it("a DN typed into charon's config (re-encoded, not its certificate's subject bytes) is refused with a clear code", async () => {
+        const base = credsFor('p256');
+        const sw = pki.issue(base.ca, 'sw-dn-typed', { subject: '/CN=sw-dn', san: `DNS:${S_ID}` });
+        const name = `dnt${++n}`;
+        await charon.load([
+          {
+            name,
+            localAddrs: [topo.s.v4],
+            remoteAddrs: [topo.o.v4],
+            localId: 'CN=sw-dn',
+            remoteId: O_ID,
+            psk: '',
+            cert: { certFile: sw.certFile, keyFile: sw.keyFile, caFiles: [base.ca.certFile] },
+            proposals: ['aes128gcm16-prfsha256-x25519'],
+            children: [{ name: `${name}c`, localTs: [S_NET], remoteTs: [O_NET], espProposals: ['aes128gcm16'] }],
+          },
+        ]);
+        const from = agent.logs.length;
+        const key = `default/${name}`;
+        agent.setTunnels([
+          {
+            name,
+            localAddress: topo.o.v4,
+            localSubnets: [O_NET],
+            localId: O_ID,
+            remoteAddress: topo.s.v4,
+            remoteSubnets: [S_NET],
+            remoteId: 'CN=sw-dn',
+            psk: '',
+            certificate: { certPem: base.ours.certPem, keyPem: base.ours.keyPem, caPem: base.ca.certPem },
+            ikeProposals: ['aes128gcm16-prfsha256-x25519'],
+            espProposals: ['aes128gcm16'],
+            startAction: 'none',
+          },
+        ]);
+        try {
+          await agent.waitLog((l) => l.event === 'tunnel-added' && l.tunnel === key, from, 20_000, `${key} added`);
+          const r = await charon.initiate({ child: `${name}c`, timeoutS: 10 });
+          expect(r.code).not.toBe(0);
+          expect(`${r.stdout}`).toMatch(/AUTHENTICATION_FAILED/);
+          const failed = await agent.waitLog((l) => l.event === 'ike-failed', from, 10_000, 'ike-failed');
+          expect(failed.code).toBe('CERT_IDENTITY_MISMATCH');
+        } finally {
+          agent.setTunnels([]);
+          await charon.terminateAll();
+        }
+      }, 60_000);
+    }
+
+    async function runCase(keyType: KeyType, role: Role, name: string, cell: Cell, dn = false): Promise<number> {
+      const base = credsFor(keyType);
+      // (one RDN: `swanctl --list-sas --raw`, which the harness parses, prints values with spaces unquoted)
+      const c = dn
+        ? { ...base, sw: pki.issue(base.ca, `sw-dn-${name}`, { keyType, subject: '/CN=sw-dn', san: `DNS:${S_ID}` }) }
+        : base;
+      const sId = dn ? 'CN=sw-dn' : S_ID;
       const conn: SwConnection = {
         name,
         localAddrs: [topo.s.v4],
         remoteAddrs: [topo.o.v4],
-        localId: S_ID,
+        localId: sId,
         remoteId: O_ID,
         psk: '',
-        cert: { certFile: c.sw.certFile, keyFile: c.sw.keyFile, caFiles: [c.ca.certFile] },
+        cert: { certFile: c.sw.certFile, keyFile: c.sw.keyFile, caFiles: [c.ca.certFile], idFromCert: dn },
         proposals: ['aes128gcm16-prfsha256-x25519'],
         children: [{ name: `${name}c`, localTs: [S_NET], remoteTs: [O_NET], espProposals: ['aes128gcm16'] }],
       };
@@ -144,7 +208,7 @@ for (const fragmented of [false, true]) {
           localId: O_ID,
           remoteAddress: topo.s.v4,
           remoteSubnets: [S_NET],
-          remoteId: S_ID,
+          remoteId: sId,
           psk: '',
           certificate: { certPem: c.ours.certPem, keyPem: c.ours.keyPem, caPem: c.ca.certPem },
           ikeProposals: ['aes128gcm16-prfsha256-x25519'],
@@ -178,7 +242,7 @@ for (const fragmented of [false, true]) {
         expect(ours.ikeSA.state).toBe('Established');
         expect([ours.ikeSA.spiI, ours.ikeSA.spiR]).toEqual([theirs.spiI, theirs.spiR]);
         expect(theirs.initiator).toBe(role === 'responder');
-        expect(theirs.localId).toBe(S_ID);
+        expect(theirs.localId).toBe(sId);
         expect(theirs.remoteId).toBe(O_ID);
         const child = theirs.children.find((x) => x.state === 'INSTALLED')!;
         expect([ours.childSAs[0]!.spiIn, ours.childSAs[0]!.spiOut]).toEqual([child.spiOut, child.spiIn]);
@@ -189,7 +253,8 @@ for (const fragmented of [false, true]) {
           .join('\n');
         const scheme = SCHEME[keyType]!;
         const verified = new RegExp(`authentication of '${O_ID}' with (\\S+) successful`).exec(text);
-        const signed = new RegExp(`authentication of '${S_ID}' \\(myself\\) with (\\S+) successful`).exec(text);
+        const quoted = sId.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+        const signed = new RegExp(`authentication of '${quoted}' \\(myself\\) with (\\S+) successful`).exec(text);
         expect(verified?.[1], `charon verified our AUTH:\n${text.slice(-3000)}`).toMatch(scheme);
         expect(signed?.[1], 'charon signed').toMatch(scheme);
         // Certificates went both ways (charon received and trusted ours).

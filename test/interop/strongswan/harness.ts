@@ -331,7 +331,14 @@ export interface SwConnection {
    * Certificate authentication (auth = pubkey): absolute PEM paths of our certificate, its key (copied into
    * private/ by Charon.load) and the CAs.
    */
-  cert?: { certFile: string; keyFile: string; caFiles: string[]; sendCert?: 'always' | 'ifasked' };
+  cert?: {
+    certFile: string;
+    keyFile: string;
+    caFiles: string[];
+    sendCert?: 'always' | 'ifasked';
+    /** No `id`: charon identifies by its certificate's subject DN, encoded as in the certificate. */
+    idFromCert?: boolean;
+  };
   /** IKE fragmentation (swanctl `fragmentation`, default yes). */
   fragmentation?: 'yes' | 'accept' | 'force' | 'no';
   proposals: string[];
@@ -365,7 +372,8 @@ export function swanctlConf(conns: SwConnection[]): string {
     if (c.fragmentation) out.push(`    fragmentation = ${c.fragmentation}`);
     if (c.cert) {
       out.push('    send_certreq = yes', `    send_cert = ${c.cert.sendCert ?? 'always'}`);
-      out.push(`    local { auth = pubkey\n      certs = ${c.cert.certFile}\n      id = ${quote(c.localId)} }`);
+      const id = c.cert.idFromCert ? '' : `\n      id = ${quote(c.localId)}`;
+      out.push(`    local { auth = pubkey\n      certs = ${c.cert.certFile}${id} }`);
       out.push(
         `    remote { auth = pubkey\n      id = ${quote(c.remoteId)}\n      cacerts = ${c.cert.caFiles.join(',')} }`,
       );
