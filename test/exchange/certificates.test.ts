@@ -131,6 +131,40 @@ describe('certificate authentication', () => {
   });
 });
 
+describe('certificates over constrained paths', () => {
+  it('a 576-byte path MTU drops the unfragmented RSA IKE_AUTH; with 500-byte fragments it establishes', async () => {
+    const o = (fragmentation: boolean) => ({
+      fragmentation,
+      fragmentSize: 500,
+      retransmit: { tries: 2 },
+      auth: auth(cert('a', 'rsa')),
+      b: { auth: auth(cert('b', 'rsa')) },
+      sim: { epochMs, conditions: { mtu: 576 } },
+    });
+    const off = pair('cert-mtu-off', o(false));
+    off.a.engine.initiate(off.configA);
+    await off.sim.until(() => failures(off.a.events).length > 0, 60_000);
+    expect(failures(off.a.events).map((f) => f.failure.code)).toEqual(['RETRANSMITS_EXHAUSTED']);
+    const on = pair('cert-mtu-on', o(true));
+    on.a.engine.initiate(on.configA);
+    expect(await on.sim.until(() => steady(on.a, on.b), 20_000), on.sim.world.report()).toBe(true);
+  });
+
+  for (const seed of [1, 2, 3, 4, 5]) {
+    it(`reassembles reordered, duplicated and lost fragments (seed ${seed})`, async () => {
+      const { sim, a, b, configA } = pair(`cert-frag-chaos-${seed}`, {
+        fragmentSize: 300,
+        auth: auth(cert('a', 'rsa')),
+        b: { auth: auth(cert('b', 'rsa')) },
+        sim: { epochMs, conditions: { reorder: 0.4, reorderDelayMs: 30, duplicate: 0.2, loss: 0.1, delayMs: 5 } },
+      });
+      a.engine.initiate(configA);
+      expect(await sim.until(() => steady(a, b), 120_000), sim.world.report()).toBe(true);
+      expect(verifyPairing(a.host.kernel, b.host.kernel)).toEqual([]);
+    });
+  }
+});
+
 describe('certificate authentication failures', () => {
   async function failing(seed: string, o: Parameters<typeof pair>[1]) {
     const { sim, a, b, configA } = pair(seed, { sim: { epochMs }, ...o });
