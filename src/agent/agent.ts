@@ -191,6 +191,30 @@ export class Agent implements ConfigLookup<PeerConfig> {
 
   // ---- desired state -------------------------------------------------------------------------------------------
 
+  /**
+   * A renewed certificate (the Secret changed, nothing else): swap the credentials of the running configuration
+   * in place. Established SAs keep running; at its next IKE rekey the engine reauthenticates the IKE SA with the new
+   * certificate (make-before-break, Engine.reauthenticate), and any other new IKE_AUTH uses it too. Bad new
+   * material is reported and the old credentials stay in force.
+   */
+  private renewCredentials(key: string, entry: TunnelEntry, desired: DesiredTunnels, certDigest: string): void {
+    try {
+      const fresh = peerConfig(entry.spec, (k) => desired.secrets.get(k), { ikePort: this.o.settings.ikePort });
+      entry.config!.auth = fresh.auth;
+      entry.certDigest = certDigest;
+      this.log.info(
+        { event: 'credentials-renewed', tunnel: key },
+        `tunnel ${key}: certificate renewed; used from the next IKE rekey (reauthentication) on`,
+      );
+    } catch (e) {
+      if (!(e instanceof TunnelConfigError)) throw e;
+      this.log.error(
+        { event: 'credentials-renewal-failed', tunnel: key, reason: e.reason },
+        `tunnel ${key}: renewed certificate not used: ${e.message}`,
+      );
+    }
+  }
+
   /** Converge the engine on the desired tunnels: start new ones, restart changed ones, delete removed ones. */
   apply(desired: DesiredTunnels): void {
     this.problems = desired.problems ?? [];
@@ -256,30 +280,6 @@ export class Agent implements ConfigLookup<PeerConfig> {
     }
     for (const key of this.reqids.keys()) if (!this.tunnels.has(key)) this.reqids.delete(key);
     void this.converge();
-  }
-
-  /**
-   * A renewed certificate (the Secret changed, nothing else): swap the credentials of the running configuration
-   * in place. Established SAs keep running; at its next IKE rekey the engine reauthenticates the IKE SA with the new
-   * certificate (make-before-break, Engine.reauthenticate), and any other new IKE_AUTH uses it too. Bad new
-   * material is reported and the old credentials stay in force.
-   */
-  private renewCredentials(key: string, entry: TunnelEntry, desired: DesiredTunnels, certDigest: string): void {
-    try {
-      const fresh = peerConfig(entry.spec, (k) => desired.secrets.get(k), { ikePort: this.o.settings.ikePort });
-      entry.config!.auth = fresh.auth;
-      entry.certDigest = certDigest;
-      this.log.info(
-        { event: 'credentials-renewed', tunnel: key },
-        `tunnel ${key}: certificate renewed; used from the next IKE rekey (reauthentication) on`,
-      );
-    } catch (e) {
-      if (!(e instanceof TunnelConfigError)) throw e;
-      this.log.error(
-        { event: 'credentials-renewal-failed', tunnel: key, reason: e.reason },
-        `tunnel ${key}: renewed certificate not used: ${e.message}`,
-      );
-    }
   }
 
   /** A reqid in the owned range for a tunnel, stable while the tunnel exists (probing past collisions). */
