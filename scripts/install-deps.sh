@@ -11,7 +11,9 @@ PKGS=(iproute2 kmod user-mode-linux tcpdump nftables curl util-linux
   libstrongswan-standard-plugins libstrongswan-extra-plugins
   # agent scenarios in UML (test/uml/agent-*): ping, iptables-legacy masquerade (the UML kernel has no nftables ip
   # family), conntrack -F
-  iputils-ping iptables conntrack)
+  iputils-ping iptables conntrack
+  # certificate tests (test/support/certs.ts) make their CAs and certificates with the openssl CLI
+  openssl)
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

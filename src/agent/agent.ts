@@ -45,9 +45,23 @@ export interface DesiredTunnels {
 interface TunnelEntry {
   spec: NodeTunnel;
   fingerprint: string;
+  /** Digest of the certificate material: a renewal swaps the credentials in place (see apply). */
+  certDigest?: string;
   config?: PeerConfig;
   configError?: { reason: string; message: string };
   lastError?: ErrorView;
+}
+
+/** Digest of a certificate tunnel's material in the node Secret ('' for PSK tunnels). */
+function certificateDigest(spec: NodeTunnel, secrets: ReadonlyMap<string, Uint8Array>): string {
+  const c = spec.auth.certificate;
+  if (!c) return '';
+  const h = createHash('sha256');
+  for (const k of [c.certKey, c.privateKeyKey, c.caKey]) {
+    const v = k ? secrets.get(k) : undefined;
+    h.update(String(v?.length ?? -1)).update(v ?? new Uint8Array(0));
+  }
+  return h.digest('hex');
 }
 
 /** What a kernel data plane may offer beyond the engine's port (XFRM does; the in-memory one does not). */
@@ -192,6 +206,30 @@ export class Agent implements ConfigLookup<PeerConfig> {
 
   // ---- desired state -------------------------------------------------------------------------------------------
 
+  /**
+   * A renewed certificate (the Secret changed, nothing else): swap the credentials of the running configuration
+   * in place. Established SAs keep running; at its next IKE rekey the engine reauthenticates the IKE SA with the new
+   * certificate (make-before-break, Engine.reauthenticate), and any other new IKE_AUTH uses it too. Bad new
+   * material is reported and the old credentials stay in force.
+   */
+  private renewCredentials(key: string, entry: TunnelEntry, desired: DesiredTunnels, certDigest: string): void {
+    try {
+      const fresh = peerConfig(entry.spec, (k) => desired.secrets.get(k), { ikePort: this.o.settings.ikePort });
+      entry.config!.auth = fresh.auth;
+      entry.certDigest = certDigest;
+      this.log.info(
+        { event: 'credentials-renewed', tunnel: key },
+        `tunnel ${key}: certificate renewed; used from the next IKE rekey (reauthentication) on`,
+      );
+    } catch (e) {
+      if (!(e instanceof TunnelConfigError)) throw e;
+      this.log.error(
+        { event: 'credentials-renewal-failed', tunnel: key, reason: e.reason },
+        `tunnel ${key}: renewed certificate not used: ${e.message}`,
+      );
+    }
+  }
+
   /** Converge the engine on the desired tunnels: start new ones, restart changed ones, delete removed ones. */
   apply(desired: DesiredTunnels): void {
     this.lastDesired = desired;
@@ -217,18 +255,24 @@ export class Agent implements ConfigLookup<PeerConfig> {
             .digest('hex')
         : '';
       const fingerprint = `${canonical(spec)}|${secretDigest}`;
+      const certDigest = certificateDigest(spec, desired.secrets);
       const existing = this.tunnels.get(key);
-      if (existing && existing.fingerprint === fingerprint) continue;
+      if (existing && existing.fingerprint === fingerprint) {
+        if (existing.certDigest !== certDigest && existing.config)
+          this.renewCredentials(key, existing, desired, certDigest);
+        if (existing.certDigest === certDigest || existing.config) continue;
+      }
       if (existing) {
         this.engine.terminate(key, 'tunnel configuration changed');
         this.log.info({ event: 'tunnel-changed', tunnel: key }, `tunnel ${key} changed; renegotiating`);
       }
-      const entry: TunnelEntry = { spec, fingerprint };
+      const entry: TunnelEntry = { spec, fingerprint, certDigest };
       try {
         spec = { ...spec, reqid: this.reqidFor(key, spec.reqid) };
         entry.spec = spec;
         entry.config = peerConfig(spec, (k) => desired.secrets.get(k), {
           ikePort: this.o.settings.ikePort,
+          fragmentSize: this.o.settings.ikeFragmentSize,
           retransmit: {
             timeoutMs: parseDuration(this.o.settings.retransmit.timeout) ?? 4000,
             base: this.o.settings.retransmit.base,

@@ -1,6 +1,7 @@
 /**
  * Standalone mode: the agent's desired state from a directory of Kubernetes-style YAML, exactly as it would be
- * applied to a cluster: IPsecTunnel and IPsecMesh objects, v1 Secrets with the pre-shared keys, and one
+ * applied to a cluster: IPsecTunnel and IPsecMesh objects, v1 Secrets with the pre-shared keys or certificates
+ * (kubernetes.io/tls: tls.crt, tls.key, ca.crt), and one
  * AgentSettings object. A bad document is reported with its file, field and problem and skipped; the rest is used.
  */
 import { readdirSync, readFileSync, statSync } from 'node:fs';
@@ -22,7 +23,7 @@ export interface ConfigProblem {
 export interface DesiredState {
   settings: AgentSettings | undefined;
   tunnels: NodeTunnel[];
-  /** Key material by node-secret key (`namespace.name.psk`). */
+  /** Key material by node-secret key (`namespace.name.psk`, `namespace.name.tls.crt|tls.key|ca.crt`). */
   secrets: Map<string, Uint8Array>;
   problems: ConfigProblem[];
 }
@@ -212,21 +213,39 @@ export function loadConfigDir(dir: string): DesiredState {
       continue;
     }
     nt.reqid = reqidFor(t.uid);
-    if (t.spec.auth.psk) {
-      const ref = t.spec.auth.psk.secretRef;
+    // Copy the key material under the node-secret keys, as the operator does for the node Secret.
+    const copy = (
+      ref: { name: string; key: string },
+      item: 'psk' | 'tls.crt' | 'tls.key' | 'ca.crt',
+      path: string,
+    ): void => {
       const s = secrets.find((x) => x.namespace === t.ns && x.name === ref.name);
       const value = s?.data.get(ref.key);
-      if (value) secretMap.set(secretKeyFor(t.ns, t.name, 'psk'), value);
+      if (value) secretMap.set(secretKeyFor(t.ns, t.name, item), value);
       else {
         problems.push({
           file: t.file,
           where: t.where,
-          path: 'spec.auth.psk.secretRef',
+          path,
           message: s
             ? `Secret ${t.ns}/${ref.name} has no key '${ref.key}'`
             : `Secret ${t.ns}/${ref.name} not found in the config directory`,
         });
       }
+    };
+    if (t.spec.auth.psk) copy(t.spec.auth.psk.secretRef, 'psk', 'spec.auth.psk.secretRef');
+    const cert = t.spec.auth.certificate;
+    if (cert) {
+      // A kubernetes.io/tls Secret (cert-manager's layout): tls.crt (chain, ours first), tls.key, ca.crt; the
+      // remote CA may come from another Secret (spec.auth.certificate.remoteCA).
+      const name = cert.secretRef.name;
+      copy({ name, key: 'tls.crt' }, 'tls.crt', 'spec.auth.certificate.secretRef');
+      copy({ name, key: 'tls.key' }, 'tls.key', 'spec.auth.certificate.secretRef');
+      copy(
+        cert.remoteCA?.secretRef ?? { name, key: 'ca.crt' },
+        'ca.crt',
+        cert.remoteCA ? 'spec.auth.certificate.remoteCA.secretRef' : 'spec.auth.certificate.secretRef',
+      );
     }
     rendered.push(nt);
   }

@@ -31,6 +31,12 @@ export const AgentSettings = z.object({
       tries: z.int().min(0).max(20).default(5),
     })
     .default({ timeout: '4s', base: 1.8, tries: 5 }),
+  /**
+   * IKE fragmentation (RFC 7383): protected messages larger than this many bytes (IKE header to ICV, without the
+   * IP/UDP headers) are sent as fragments when the peer supports it. 1280 keeps IKE_AUTH with certificates clear of
+   * IP fragmentation on most paths; lower it for paths with a smaller MTU.
+   */
+  ikeFragmentSize: z.int().min(200).max(65535).default(1280),
   /** Prometheus metrics on this port (0: off). */
   metricsPort: z.int().min(0).max(65535).default(0),
   metricsAddress: z.string().default('0.0.0.0'),

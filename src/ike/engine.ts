@@ -57,6 +57,11 @@ export interface EngineStats {
   initRejectedNoConfig: number;
 }
 
+/** How long a reauthentication may take before the old IKE SA is rekeyed instead. */
+export const REAUTH_FALLBACK_MS = 60_000;
+/** How long the old IKE SA (and its CHILD SAs) stays after its replacement carries every CHILD SA. */
+export const REAUTH_GRACE_MS = 3000;
+
 export type EngineListener = (event: EngineEvent) => void;
 
 export class Engine {
@@ -125,6 +130,14 @@ export class Engine {
 
   /** Start negotiating with a peer as initiator: IKE_SA_INIT, then IKE_AUTH with the first CHILD SA. */
   initiate(config: PeerConfig): IkeSa {
+    return this.start(
+      config,
+      config.children.filter((c) => c.startAction !== 'none'),
+    );
+  }
+
+  /** A new IKE SA as initiator that creates the CHILD SAs of `children` (the first in IKE_AUTH unless childless). */
+  private start(config: PeerConfig, children: ChildConfig[]): IkeSa {
     const sa = new IkeSa(this.ctx, true, config, {
       spiI: this.newSpi(),
       spiR: new Uint8Array(8),
@@ -134,7 +147,7 @@ export class Engine {
     });
     this.ctx.register(sa);
     const tasks: IkeTask[] = [new IkeInitTask(sa), new IkeNatdTask(sa), new IkeAuthTask(sa)];
-    const [first, ...rest] = config.children.filter((c) => c.startAction !== 'none');
+    const [first, ...rest] = children;
     const childless = config.childless === 'force' || (config.childless === 'prefer' && first === undefined);
     if (first && !childless) tasks.push(new ChildCreateTask(sa, { config: first, inAuth: true }));
     sa.queue(tasks);
@@ -143,6 +156,48 @@ export class Engine {
     }
     // No half-open timer for the initiator: its retransmissions bound the attempt (RFC 7296 §2.4).
     return sa;
+  }
+
+  /**
+   * Reauthenticate an IKE SA whose credentials changed (RFC 7296 §2.8.3): a new IKE SA from scratch, with IKE_AUTH
+   * under the current configuration and a CHILD SA for each configuration the old SA carries; once they are all
+   * installed (they share reqids and policies with the old ones, so traffic moves over), the old SA is deleted.
+   * Should the new SA fail, the old one is rekeyed as usual a minute later and keeps the tunnel up.
+   */
+  reauthenticate(old: IkeSa): IkeSa {
+    const carried = old.config.children.filter((c) =>
+      old.children.some((x) => x.config.name === c.name && x.state === 'installed'),
+    );
+    const sa = this.start(old.config, carried);
+    sa.reauthOf = old.uid;
+    sa.reauthChildren = carried.map((c) => c.name);
+    old.reauthBy = sa;
+    old.setTimer('reauth-fallback', REAUTH_FALLBACK_MS, () => {
+      if (old.state === 'established' && old.reauthBy === sa && sa.state !== 'established') {
+        old.reauthBy = undefined;
+        this.rekeyIke(old);
+      }
+    });
+    if (carried.length === 0) this.finishReauth(sa);
+    return sa;
+  }
+
+  /** The reauthenticating SA carries every CHILD SA it must: delete the SA it replaces. */
+  private finishReauth(sa: IkeSa): void {
+    if (sa.reauthOf === undefined || sa.state !== 'established') return;
+    const done = sa.reauthChildren.every((name) =>
+      sa.children.some((c) => c.config.name === name && c.state === 'installed' && c.outboundInstalled),
+    );
+    if (!done) return;
+    const old = this.ikeSas().find((o) => o.uid === sa.reauthOf);
+    sa.reauthOf = undefined;
+    // A grace period, as after INITIAL_CONTACT: the peer moves its outbound traffic to a replacing CHILD SA only
+    // once the new inbound SA carries traffic (or after a second), and needs its old SAs until then.
+    if (old) {
+      sa.setTimer('reauth-delete', REAUTH_GRACE_MS, () => {
+        if (old.state === 'established') this.deleteIke(old, 'reauthenticated');
+      });
+    }
   }
 
   /** Delete every IKE SA of a peer (sending DELETE), e.g. when its configuration is removed. */
@@ -401,10 +456,14 @@ export class Engine {
         return true;
       },
       sasOfPeer: (name) => [...(engine.byPeer.get(name) ?? [])].filter((s) => s.state !== 'destroyed'),
-      onIkeEstablished: (sa) => engine.scheduleIke(sa),
+      onIkeEstablished: (sa) => {
+        engine.scheduleIke(sa);
+        engine.finishReauth(sa);
+      },
       onChildInstalled: (sa, child) => {
         engine.scheduleChild(sa, child);
         engine.resolveDuplicates(sa.config.name);
+        engine.finishReauth(sa);
       },
       scheduleChildRekey(sa, child, delayMs) {
         engine.childTimer(child, 'rekey', delayMs, () => engine.queueChildRekey(child));
@@ -441,7 +500,10 @@ export class Engine {
    * (make-before-break: the remaining SAs share reqid and policies, so traffic just moves over).
    */
   resolveDuplicates(peer: string): void {
-    const sas = [...(this.byPeer.get(peer) ?? [])].filter((s) => s.state === 'established');
+    // An SA being reauthenticated is no duplicate: its replacement deletes it.
+    const sas = [...(this.byPeer.get(peer) ?? [])].filter(
+      (s) => s.state === 'established' && (s.reauthBy === undefined || s.reauthBy.state === 'destroyed'),
+    );
     const ours = sas.filter((s) => s.originalInitiator);
     const theirs = sas.filter((s) => !s.originalInitiator);
     if (ours.length === 0 || theirs.length === 0) return;
@@ -473,7 +535,12 @@ export class Engine {
       const delay = life.rekeyMs - sa.jitter(life.jitterMs);
       sa.rekeyAt = this.ports.clock.now() + delay;
       sa.setTimer('rekey', delay, () => {
-        if (sa.state === 'established') this.rekeyIke(sa);
+        if (sa.state !== 'established') return;
+        // A renewed certificate: an IKE rekey would keep the old authentication, so authenticate anew.
+        const renewed =
+          sa.authUsed !== undefined && sa.authUsed !== sa.config.auth && sa.config.auth.method === 'certificate';
+        if (renewed && sa.reauthBy === undefined) this.reauthenticate(sa);
+        else this.rekeyIke(sa);
       });
       sa.setTimer('hard', life.rekeyMs + life.overMs, () => {
         if (sa.state === 'established') {

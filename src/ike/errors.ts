@@ -27,7 +27,34 @@ export type IkeErrorCode =
   | 'CRYPTO_PRF_PLUS_LIMIT'
   // proposals
   | 'PROPOSAL_SYNTAX'
-  | 'NO_PROPOSAL_CHOSEN';
+  | 'NO_PROPOSAL_CHOSEN'
+  // certificate authentication (src/ike/sa/certificates.ts, src/ike/crypto/signature.ts)
+  | CertificateErrorCode
+  | 'AUTH_UNSUPPORTED_ALGORITHM'
+  | 'AUTH_METHOD_MISMATCH'
+  | 'AUTH_SIGNATURE_INVALID';
+
+/** Why a certificate (chain) or a certificate configuration was refused; one code per cause. */
+export type CertificateErrorCode =
+  /** Not a parsable DER X.509 certificate. */
+  | 'CERT_INVALID'
+  /** The peer sent no CERT payload (it has to: we know no raw public keys). */
+  | 'CERT_MISSING'
+  | 'CERT_EXPIRED'
+  | 'CERT_NOT_YET_VALID'
+  /** No chain to one of the trusted CAs (issuer unknown). */
+  | 'CERT_UNTRUSTED'
+  /** A certificate's signature does not verify with its issuer's key. */
+  | 'CERT_BAD_SIGNATURE'
+  /** An issuer without basicConstraints CA:TRUE. */
+  | 'CERT_ISSUER_NOT_CA'
+  /** Key usage forbids the use: an issuer without keyCertSign, or an end-entity EKU without an IKE purpose. */
+  | 'CERT_KEY_USAGE'
+  | 'CERT_CHAIN_TOO_LONG'
+  /** The identity in the ID payload is not in the certificate (subjectAltName or subject DN). */
+  | 'CERT_IDENTITY_MISMATCH'
+  /** Our own private key does not belong to our certificate (a configuration error). */
+  | 'CERT_KEY_MISMATCH';
 
 export class IkeError extends Error {
   readonly code: IkeErrorCode;
@@ -50,6 +77,15 @@ export class DecodeError extends IkeError {
     super(code, message, options);
     this.name = 'DecodeError';
     this.offset = options?.offset;
+  }
+}
+
+/** A certificate or chain was refused. Messages name certificates by subject, never key material. */
+export class CertificateError extends IkeError {
+  declare readonly code: CertificateErrorCode;
+  constructor(code: CertificateErrorCode, message: string) {
+    super(code, message);
+    this.name = 'CertificateError';
   }
 }
 

@@ -121,7 +121,9 @@ export type ConfiguredIdentity =
   | { type: 'ipv4' | 'ipv6'; value: string }
   | { type: 'fqdn'; value: string }
   | { type: 'rfc822'; value: string }
-  | { type: 'keyid'; value: Uint8Array };
+  | { type: 'keyid'; value: Uint8Array }
+  /** A subject distinguished name ("CN=site-b.example, O=Example"); only as the remote identity of certificate tunnels. */
+  | { type: 'dn'; value: string };
 
 /** Source of tunnel configuration, consulted when a peer initiates. */
 export interface ConfigLookup<Peer> {

@@ -3,7 +3,8 @@
  *
  * A handshake is IKE_SA_INIT + IKE_AUTH with PSK, X25519, AES-GCM-128 and one CHILD SA, initiator and responder
  * engines in one process, packets handed over in memory, a kernel that only counts (the engine is measured, not
- * XFRM). Run per crypto provider. Then 10,000 (or --sas) tunnels are established and the heap growth per established
+ * XFRM). Run per crypto provider. The same with ECDSA P-256 certificates (RFC 7427 signatures, CERT payloads,
+ * chain validation on both sides; certificates made with the openssl CLI in a temporary directory). Then 10,000 (or --sas) tunnels are established and the heap growth per established
  * IKE SA with its CHILD SA is reported (both ends live in this process, so it is split per side).
  */
 
@@ -17,7 +18,8 @@ import { parseProposals } from '../../src/ike/crypto/proposals.js';
 import type { CryptoProvider } from '../../src/ike/crypto/provider.js';
 import { Engine } from '../../src/ike/engine.js';
 import type { Cancel, Clock, ConfigLookup, Endpoint, KernelIpsec } from '../../src/ike/ports.js';
-import { DEFAULT_RETRANSMIT, type PeerConfig } from '../../src/ike/sa/config.js';
+import { type AuthConfig, DEFAULT_RETRANSMIT, type PeerConfig } from '../../src/ike/sa/config.js';
+import { TestPki } from '../support/certs.js';
 
 setFlagsFromString('--expose-gc');
 const gc = runInNewContext('gc') as () => void;
@@ -61,6 +63,9 @@ class CountingKernel implements KernelIpsec {
 // The agent's randomness (OpenSSL, drawn in blocks).
 const random = systemRandom;
 
+/** Certificate credentials of both ends (set for the certificate run): ids i.example and r.example. */
+let certAuth: { initiator: AuthConfig; responder: AuthConfig } | undefined;
+
 function config(i: number, initiator: boolean): PeerConfig {
   // Each tunnel gets its own pair of addresses so the responder finds its configuration by address.
   const a = { address: `10.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}`, port: 500 };
@@ -71,9 +76,13 @@ function config(i: number, initiator: boolean): PeerConfig {
     name: `t${i}`,
     local,
     remote,
-    localId: { type: 'fqdn', value: initiator ? `i${i}.example` : 'r.example' },
-    remoteId: { type: 'fqdn', value: initiator ? 'r.example' : `i${i}.example` },
-    auth: { method: 'psk', psk: new TextEncoder().encode('benchmark psk') },
+    localId: { type: 'fqdn', value: initiator ? (certAuth ? 'i.example' : `i${i}.example`) : 'r.example' },
+    remoteId: { type: 'fqdn', value: initiator ? 'r.example' : certAuth ? 'i.example' : `i${i}.example` },
+    auth: certAuth
+      ? initiator
+        ? certAuth.initiator
+        : certAuth.responder
+      : { method: 'psk', psk: new TextEncoder().encode('benchmark psk') },
     ikeProposals: IKE,
     ikeLifetime: lifetime,
     dpdIntervalMs: 0,
@@ -234,6 +243,31 @@ export async function run(ctx: BenchContext): Promise<void> {
       seconds,
       reference: 'strongSwan 6.0.6: about 2,000-2,650 pairs/s on 2 vCPUs',
     });
+  }
+  {
+    const pki = new TestPki();
+    try {
+      const ca = pki.root('bench-ca', { keyType: 'p256' });
+      const auth = (name: string): AuthConfig => {
+        const c = pki.issue(ca, name, { keyType: 'p256', san: `DNS:${name}` });
+        return { method: 'certificate', certChain: [c.der], privateKey: c.keyPem, trustAnchors: [ca.der] };
+      };
+      certAuth = { initiator: auth('i.example'), responder: auth('r.example') };
+      const t = await throughput(createNodeProvider(), seconds);
+      ctx.report({
+        suite: 'handshake',
+        name: 'cert-ecdsa-p256-x25519-aes128gcm16 handshakes (initiator+responder in one process)',
+        value: Math.round(t.rate),
+        unit: 'handshakes/s',
+        provider: 'node',
+        completed: t.total,
+        seconds,
+        note: 'each handshake: 2 ECDSA P-256 signatures, 2 AUTH and 2 certificate signature verifications',
+      });
+    } finally {
+      certAuth = undefined;
+      pki.cleanup();
+    }
   }
   const perSide = await memory(createNodeProvider(), sas);
   ctx.report({

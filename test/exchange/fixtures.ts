@@ -34,6 +34,8 @@ export interface ConfigOptions {
   ike?: string;
   esp?: string;
   psk?: Uint8Array;
+  /** Authentication other than the PSK (e.g. certificates). */
+  auth?: PeerConfig['auth'];
   ikeRekeyMs?: number;
   childRekeyMs?: number;
   jitterMs?: number;
@@ -84,7 +86,7 @@ export function peerConfig(local: SiteSpec, remote: SiteSpec, o: ConfigOptions =
     remote: { address: remote.address, port: 500 },
     localId: o.localId ?? fqdn(local),
     remoteId: o.remoteId === null ? undefined : (o.remoteId ?? fqdn(remote)),
-    auth: { method: 'psk', psk: o.psk ?? PSK },
+    auth: o.auth ?? { method: 'psk', psk: o.psk ?? PSK },
     ikeProposals: parseProposals(o.ike ?? 'aes128gcm16-prfsha256-x25519', 'ike').proposals,
     ikeLifetime: {
       rekeyMs: o.ikeRekeyMs ?? 4 * 3_600_000,
@@ -139,6 +141,8 @@ export class Sim {
       kernelLatencyMs?: number;
       provider?: 'node' | 'noble';
       engine?: Partial<EngineOptions>;
+      /** Wall-clock ms at simulated time 0 (certificate validity). */
+      epochMs?: number;
     } = {},
   ) {
     const worldOptions: ConstructorParameters<typeof SimWorld>[0] = {
@@ -147,6 +151,7 @@ export class Sim {
     };
     if (options.conditions) worldOptions.conditions = options.conditions;
     if (options.kernelLatencyMs !== undefined) worldOptions.kernelLatencyMs = options.kernelLatencyMs;
+    if (options.epochMs !== undefined) worldOptions.epochMs = options.epochMs;
     this.world = new SimWorld(worldOptions);
     this.provider = providers[options.provider ?? 'node'];
     this.engineOptions = options.engine ?? {};

@@ -22,6 +22,8 @@ export interface SimWorldOptions {
   keepTrace?: number;
   /** Capture packets for `network.captured()` (default true). */
   capture?: boolean;
+  /** Wall-clock ms at simulated time 0 (default the FakeClock's, 2026-01-01; certificate tests use "now"). */
+  epochMs?: number;
 }
 
 export interface SimHost {
@@ -37,7 +39,7 @@ export interface SimHost {
 
 export class SimWorld {
   readonly seed: string;
-  readonly clock = new FakeClock();
+  readonly clock: FakeClock;
   readonly random: SeededRandom;
   readonly network: SimNetwork;
   private readonly hostMap = new Map<string, SimHost>();
@@ -45,6 +47,7 @@ export class SimWorld {
 
   constructor(options: SimWorldOptions) {
     this.options = options;
+    this.clock = new FakeClock(options.epochMs !== undefined ? { epochMs: options.epochMs } : {});
     this.random = new SeededRandom(options.seed);
     this.seed = this.random.seed;
     this.network = new SimNetwork({

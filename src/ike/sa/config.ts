@@ -2,6 +2,7 @@
  * Engine-facing configuration of a peer (an IKE SA) and its children (CHILD SAs). The agent builds these from
  * IPsecTunnel resources (src/api); the engine never sees YAML, Secrets or Kubernetes objects.
  */
+import type { KeyObject } from 'node:crypto';
 import type { Proposal } from '../codec/payloads/sa-types.js';
 import type { AddressRangeSelector } from '../codec/payloads/ts.js';
 import type { ConfiguredIdentity, Endpoint } from '../ports.js';
@@ -50,6 +51,33 @@ export interface ChildConfig {
   reqid?: number;
 }
 
+/** Pre-shared key authentication (AUTH method 2, RFC 7296 §2.15). */
+export interface PskAuthConfig {
+  method: 'psk';
+  psk: Uint8Array;
+}
+
+/**
+ * Certificate authentication: we sign with `privateKey` (RFC 7427 digital signature when the peer announces
+ * SIGNATURE_HASH_ALGORITHMS, else the classic RSA/ECDSA methods) and send `certChain`; the peer's chain must lead
+ * to one of `trustAnchors` and its certificate must contain the identity it claims.
+ */
+export interface CertificateAuthConfig {
+  method: 'certificate';
+  /** DER certificates, ours first, then intermediates to send along (not the root). */
+  certChain: Uint8Array[];
+  /** Our private key: a KeyObject or PEM (PKCS#8, SEC1 or PKCS#1). */
+  privateKey: KeyObject | string;
+  /** DER CA certificates the peer's chain must lead to. */
+  trustAnchors: Uint8Array[];
+  /** Send CERTREQ payloads naming our trust anchors (default true; strongSwan sends its certificate only if asked). */
+  sendCertReq?: boolean;
+  /** RSA keys under RFC 7427: RSASSA-PSS (default) or PKCS#1 v1.5. */
+  rsaPadding?: 'pss' | 'pkcs1';
+}
+
+export type AuthConfig = PskAuthConfig | CertificateAuthConfig;
+
 export interface PeerConfig {
   name: string;
   local: Endpoint;
@@ -58,7 +86,7 @@ export interface PeerConfig {
   localId: ConfiguredIdentity;
   /** The identity the peer must prove; undefined accepts any identity the PSK/certificate proves (not recommended). */
   remoteId: ConfiguredIdentity | undefined;
-  auth: { method: 'psk'; psk: Uint8Array };
+  auth: AuthConfig;
   ikeProposals: Proposal[];
   ikeLifetime: LifetimeConfig;
   /** Dead peer detection: interval of liveness checks when no traffic was seen (0 = off). */

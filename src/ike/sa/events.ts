@@ -3,6 +3,8 @@
  * algorithms and reasons, never key material.
  */
 
+import type { CertificateErrorCode } from '../errors.js';
+
 /** Stable failure codes, shown in status as `lastError.code`. */
 export type FailureCode =
   | 'NO_PROPOSAL_CHOSEN'
@@ -19,7 +21,14 @@ export type FailureCode =
   | 'KERNEL_ERROR'
   | 'CRYPTO_ERROR'
   | 'PROTOCOL_ERROR'
-  | 'HARD_EXPIRY';
+  | 'HARD_EXPIRY'
+  // certificate authentication: the codes of CertificateError / SignatureError
+  | CertificateErrorCode
+  | 'AUTH_UNSUPPORTED_ALGORITHM'
+  | 'AUTH_METHOD_MISMATCH'
+  | 'AUTH_SIGNATURE_INVALID'
+  /** Our own credentials could not be encoded (e.g. a DN as local identity). */
+  | 'ENCODE_INVALID';
 
 export interface Failure {
   code: FailureCode;

@@ -22,7 +22,7 @@ import type { Cancel, Endpoint, KernelPolicy, KernelSa, KernelSelector } from '.
 import type { Task } from '../tasks/task.js';
 import { type DecodeOutcome, type RoutingHeader, TaskManager, type TaskManagerHost } from '../tasks/task-manager.js';
 import type { ChildSa } from './child-sa.js';
-import type { PeerConfig } from './config.js';
+import type { AuthConfig, PeerConfig } from './config.js';
 import type { EngineContext } from './context.js';
 import type { ChildSaRef, Failure, IkeSaRef } from './events.js';
 import { kernelAlgorithms } from './kernel-algorithms.js';
@@ -142,6 +142,18 @@ export class IkeSa implements TaskManagerHost<IkeMessage, IkeMessage> {
   lastError: Failure | undefined;
   /** When this SA replaced another by rekeying: the old SA's uid. */
   rekeyOf: number | undefined;
+  /**
+   * The credentials proven in this SA's IKE_AUTH (inherited by IKE rekeys, RFC 7296 §2.18). When the
+   * configuration's `auth` is another object by the time of the IKE rekey (a renewed certificate), the engine
+   * reauthenticates instead of rekeying.
+   */
+  authUsed: AuthConfig | undefined;
+  /** Reauthentication (RFC 7296 §2.8.3, make-before-break): this SA replaces the SA with this uid... */
+  reauthOf: number | undefined;
+  /** ...and the CHILD SA configurations it must carry before the old SA is deleted. */
+  reauthChildren: string[] = [];
+  /** On the old SA: the SA that reauthenticates it. */
+  reauthBy: IkeSa | undefined;
   /** When this SA was replaced: the new SA. */
   replacedBy: IkeSa | undefined;
   /** Lowest nonce of the exchange that created this SA (IKE rekey collisions, RFC 7296 §2.8.2). */

@@ -1,17 +1,35 @@
 /**
- * IKE_AUTH authentication (RFC 7296 §1.2, §2.15) with pre-shared keys: IDi/IDr and AUTH. The responder picks the
- * peer configuration by the identities it receives. INITIAL_CONTACT (§3.10.1) is sent on the first IKE SA to a
+ * IKE_AUTH authentication (RFC 7296 §1.2, §2.15): IDi/IDr and AUTH, with pre-shared keys or certificates (CERT,
+ * CERTREQ, RFC 7427 / classic signatures; src/ike/sa/certificates.ts, src/ike/crypto/signature.ts). The responder
+ * picks the peer configuration by the identities it receives, then requires the AUTH method of that
+ * configuration: a PSK tunnel refuses signatures and a certificate tunnel refuses PSK (AUTH_METHOD_MISMATCH). INITIAL_CONTACT (§3.10.1) is sent on the first IKE SA to a
  * peer; receiving it removes older IKE SAs of that peer once the new one is up. SET_WINDOW_SIZE (§2.3) is
  * exchanged here.
  */
 
 import { formatIp, parseIp } from '../codec/ip.js';
 import type { IkeMessage } from '../codec/message.js';
+import type { AuthPayload } from '../codec/payloads/auth.js';
 import type { IdPayload } from '../codec/payloads/id.js';
+import type { PlainPayload as Payload } from '../codec/payloads/index.js';
 import { notify, setWindowSizeNotify, windowSize } from '../codec/payloads/notify.js';
-import { AuthMethod, ExchangeType, IdType, NotifyType, PayloadType } from '../constants.js';
+import { AuthMethod, CertEncoding, ExchangeType, IdType, NotifyType, PayloadType } from '../constants.js';
+import { authMethodName, isSignatureMethod, signAuth, verifyAuth } from '../crypto/signature.js';
+import { IkeError } from '../errors.js';
 import type { ConfiguredIdentity } from '../ports.js';
 import { pskAuth, signedOctets, verifyPskAuth } from '../sa/auth-psk.js';
+import {
+  certReqData,
+  checkIdentity,
+  isSubjectDer,
+  localCredentials,
+  normalizeDn,
+  parseCertificate,
+  subjectOf,
+  trustAnchors,
+  validateChain,
+} from '../sa/certificates.js';
+import type { Failure } from '../sa/events.js';
 import type { IkeSa } from '../sa/ike-sa.js';
 import { IkeSa as Sa } from '../sa/ike-sa.js';
 import { narrow } from '../sa/traffic-selectors.js';
@@ -33,6 +51,34 @@ export function idPayload(type: PayloadType.IDi | PayloadType.IDr, id: Configure
       return { type, idType: IdType.ID_RFC822_ADDR, data: utf8.encode(id.value) };
     case 'keyid':
       return { type, idType: IdType.ID_KEY_ID, data: id.value };
+    case 'dn':
+      // We would need the DER of the name; only certificates carry it (see peerIdentity).
+      throw new IkeError('ENCODE_INVALID', 'a distinguished name can only be the remote identity');
+  }
+}
+
+/** DER certificates of a message's CERT payloads (X.509 signature encoding only), in order. */
+export function certsOf(msg: IkeMessage): Uint8Array[] {
+  const out: Uint8Array[] = [];
+  for (const p of [...msg.payloads, ...(msg.encrypted ?? [])] as Payload[]) {
+    if (p.type === PayloadType.CERT && p.encoding === CertEncoding.X509_SIGNATURE) out.push(p.data);
+  }
+  return out;
+}
+
+/**
+ * The identity the peer claims. An ID_DER_ASN1_DN is taken as the subject of the certificate it sent when it is
+ * that subject (checked without ASN.1: see isSubjectDer); the certificate's validity is checked later.
+ */
+export function peerIdentity(p: IdPayload, msg: IkeMessage): ConfiguredIdentity | undefined {
+  if (p.idType !== IdType.ID_DER_ASN1_DN) return identityOf(p);
+  const first = certsOf(msg)[0];
+  if (!first) return undefined;
+  try {
+    const leaf = parseCertificate(first, 'certificate');
+    return isSubjectDer(leaf, p.data) ? { type: 'dn', value: subjectOf(leaf) } : undefined;
+  } catch {
+    return undefined;
   }
 }
 
@@ -61,6 +107,7 @@ export function sameIdentity(a: ConfiguredIdentity, b: ConfiguredIdentity): bool
     const y = b.value as Uint8Array;
     return x.length === y.length && x.every((v, i) => v === y[i]);
   }
+  if (a.type === 'dn' || b.type === 'dn') return normalizeDn(a.value as string) === normalizeDn(b.value as string);
   if (a.type === 'fqdn' || a.type === 'rfc822')
     return (a.value as string).toLowerCase() === (b.value as string).toLowerCase();
   // Compare addresses in canonical form.
@@ -81,6 +128,25 @@ export function idBody(p: IdPayload): Uint8Array {
   return out;
 }
 
+/**
+ * A DN identity is taken only when it is the DER of the subject of the certificate the peer sent (we compare bytes:
+ * no ASN.1 decoding). Peers that identify by their certificate's subject send exactly that; a DN typed into a
+ * configuration may be re-encoded (another string type) and does not match.
+ */
+const DN_NOT_SUBJECT: Failure = {
+  code: 'CERT_IDENTITY_MISMATCH',
+  message:
+    "the peer's distinguished-name identity is not, byte for byte, the subject of the certificate it sent (or it sent none); let the peer identify by its certificate's subject (strongSwan: no id, or an FQDN/IP/email from the subjectAltName)",
+};
+
+/** Our own credentials could not be used (bad key, no acceptable signature hash, ...). */
+function localFailure(e: unknown): Failure {
+  if (e instanceof IkeError) {
+    return { code: e.code as Failure['code'], message: `cannot authenticate ourselves: ${e.message}` };
+  }
+  return { code: 'PROTOCOL_ERROR', message: `cannot authenticate ourselves: ${e instanceof Error ? e.message : e}` };
+}
+
 /** How long stale IKE SAs of a peer that sent INITIAL_CONTACT keep their kernel SAs (make-before-break). */
 export const INITIAL_CONTACT_GRACE_MS = 3000;
 
@@ -99,25 +165,63 @@ export class IkeAuthTask implements Task<IkeMessage, IkeMessage> {
 
   build(req: IkeMessage): void {
     const sa = this.sa;
-    const idi = idPayload(PayloadType.IDi, sa.config.localId);
-    req.encrypted!.push(idi);
-    if (sa.ctx.sasOfPeer(sa.config.name).every((o) => o === sa || o.state === 'connecting')) {
-      req.encrypted!.push(notify(NotifyType.INITIAL_CONTACT));
+    try {
+      const idi = idPayload(PayloadType.IDi, sa.config.localId);
+      req.encrypted!.push(idi);
+      req.encrypted!.push(...this.ownCerts());
+      if (sa.ctx.sasOfPeer(sa.config.name).every((o) => o === sa || o.state === 'connecting')) {
+        req.encrypted!.push(notify(NotifyType.INITIAL_CONTACT));
+      }
+      const auth = sa.config.auth;
+      if (auth.method === 'certificate' && auth.sendCertReq !== false) {
+        req.encrypted!.push({
+          type: PayloadType.CERTREQ,
+          encoding: CertEncoding.X509_SIGNATURE,
+          data: certReqData(trustAnchors(auth)),
+        });
+      }
+      if (sa.config.remoteId && sa.config.remoteId.type !== 'dn') {
+        req.encrypted!.push(idPayload(PayloadType.IDr, sa.config.remoteId));
+      }
+      req.encrypted!.push(this.ownAuth(sa.initRequest, sa.nr, sa.keys!.skPi, idi));
+    } catch (e) {
+      // Our own credentials are unusable (the agent checks them before, so this is rare): nothing to send.
+      sa.fail(localFailure(e));
+      sa.destroy('local authentication failed');
+      throw e;
     }
-    if (sa.config.remoteId) req.encrypted!.push(idPayload(PayloadType.IDr, sa.config.remoteId));
-    const p = sa.ctx.provider;
-    const octets = signedOctets(p, sa.suite!.prfId, {
-      ownInitMessage: sa.initRequest,
-      peerNonce: sa.nr,
-      skP: sa.keys!.skPi,
-      idBody: idBody(idi),
-    });
-    req.encrypted!.push({
-      type: PayloadType.AUTH,
-      method: AuthMethod.SHARED_KEY_MIC,
-      data: pskAuth(p, sa.suite!.prfId, sa.config.auth.psk, octets),
-    });
     if (sa.config.windowSize > 1) req.encrypted!.push(setWindowSizeNotify(sa.config.windowSize));
+  }
+
+  /** CERT payloads of our chain (certificate tunnels). */
+  private ownCerts(): Payload[] {
+    const auth = this.sa.config.auth;
+    if (auth.method !== 'certificate') return [];
+    return localCredentials(auth).chain.map((data) => ({
+      type: PayloadType.CERT,
+      encoding: CertEncoding.X509_SIGNATURE,
+      data,
+    }));
+  }
+
+  /** Our AUTH payload: PSK MAC or signature over our signed octets (RFC 7296 §2.15). */
+  private ownAuth(ownInit: Uint8Array, peerNonce: Uint8Array, skP: Uint8Array, id: IdPayload): AuthPayload {
+    const sa = this.sa;
+    const p = sa.ctx.provider;
+    const octets = signedOctets(p, sa.suite!.prfId, { ownInitMessage: ownInit, peerNonce, skP, idBody: idBody(id) });
+    const auth = sa.config.auth;
+    if (auth.method === 'psk') {
+      return {
+        type: PayloadType.AUTH,
+        method: AuthMethod.SHARED_KEY_MIC,
+        data: pskAuth(p, sa.suite!.prfId, auth.psk, octets),
+      };
+    }
+    const signed = signAuth(localCredentials(auth).key, octets, {
+      peerHashes: sa.peerSignatureHashes,
+      ...(auth.rsaPadding ? { rsaPadding: auth.rsaPadding } : {}),
+    });
+    return { type: PayloadType.AUTH, method: signed.method, data: signed.data };
   }
 
   process(res: IkeMessage): TaskStatus {
@@ -126,11 +230,15 @@ export class IkeAuthTask implements Task<IkeMessage, IkeMessage> {
     const authP = Sa.payload(res, PayloadType.AUTH);
     if (err && !authP) {
       const name = NotifyType[err.notifyType] ?? String(err.notifyType);
+      const hint =
+        sa.config.auth.method === 'psk'
+          ? 'check that both sides use the same pre-shared key and that the peer expects this identity'
+          : 'check that the peer uses certificates, trusts our CA, and expects this identity (it must be in our certificate)';
       sa.fail({
         code: err.notifyType === NotifyType.AUTHENTICATION_FAILED ? 'AUTHENTICATION_FAILED' : 'PEER_ERROR',
         message:
           err.notifyType === NotifyType.AUTHENTICATION_FAILED
-            ? `peer rejected our authentication as ${describeIdentity(sa.config.localId)}: check that both sides use the same pre-shared key and that the peer expects this identity`
+            ? `peer rejected our authentication as ${describeIdentity(sa.config.localId)}: ${hint}`
             : `peer answered IKE_AUTH with ${name}`,
         notify: err.notifyType,
       });
@@ -141,7 +249,11 @@ export class IkeAuthTask implements Task<IkeMessage, IkeMessage> {
       sa.fail({ code: 'PROTOCOL_ERROR', message: 'IKE_AUTH response lacks IDr or AUTH' });
       return 'failed';
     }
-    const peerId = identityOf(idr);
+    const peerId = peerIdentity(idr, res);
+    if (!peerId && idr.idType === IdType.ID_DER_ASN1_DN) {
+      sa.fail(DN_NOT_SUBJECT);
+      return 'failed';
+    }
     if (sa.config.remoteId && (!peerId || !sameIdentity(peerId, sa.config.remoteId))) {
       sa.fail({
         code: 'IDENTITY_MISMATCH',
@@ -149,29 +261,31 @@ export class IkeAuthTask implements Task<IkeMessage, IkeMessage> {
       });
       return 'failed';
     }
-    if (!this.verify(authP.method, authP.data, sa.initResponse, sa.ni, sa.keys!.skPr, idr)) {
-      sa.fail({
-        code: 'AUTHENTICATION_FAILED',
-        message: `peer ${describeIdentity(peerId)} failed to authenticate: its AUTH does not match our pre-shared key`,
-      });
+    const failure = this.verify(authP, res, sa.initResponse, sa.ni, sa.keys!.skPr, idr, peerId);
+    if (failure) {
+      sa.fail(failure);
       return 'failed';
     }
     sa.remoteIdBody = idBody(idr);
+    sa.authUsed = sa.config.auth;
     this.windowFrom(res);
     sa.established();
     return 'done';
   }
 
+  /** Check the peer's AUTH (and certificates) against the configuration in force; a Failure when it fails. */
   private verify(
-    method: number,
-    data: Uint8Array,
+    authP: AuthPayload,
+    msg: IkeMessage,
     peerInitMessage: Uint8Array,
     ourNonce: Uint8Array,
     skP: Uint8Array,
     id: IdPayload,
-  ): boolean {
+    peerId: ConfiguredIdentity | undefined,
+  ): Failure | undefined {
     const sa = this.sa;
-    if (method !== AuthMethod.SHARED_KEY_MIC || sa.config.auth.method !== 'psk') return false;
+    const config = sa.config;
+    const who = `peer ${describeIdentity(peerId)}`;
     const p = sa.ctx.provider;
     const octets = signedOctets(p, sa.suite!.prfId, {
       ownInitMessage: peerInitMessage,
@@ -179,7 +293,37 @@ export class IkeAuthTask implements Task<IkeMessage, IkeMessage> {
       skP,
       idBody: idBody(id),
     });
-    return verifyPskAuth(p, sa.suite!.prfId, sa.config.auth.psk, octets, data);
+    const auth = config.auth;
+    if (auth.method === 'psk') {
+      if (authP.method !== AuthMethod.SHARED_KEY_MIC) {
+        return {
+          code: 'AUTH_METHOD_MISMATCH',
+          message: `${who} authenticates with ${authMethodName(authP.method)}, but tunnel ${config.name} is configured for a pre-shared key`,
+        };
+      }
+      if (!verifyPskAuth(p, sa.suite!.prfId, auth.psk, octets, authP.data)) {
+        return {
+          code: 'AUTHENTICATION_FAILED',
+          message: `${who} failed to authenticate: its AUTH does not match the pre-shared key of tunnel ${config.name}`,
+        };
+      }
+      return undefined;
+    }
+    if (!isSignatureMethod(authP.method)) {
+      return {
+        code: 'AUTH_METHOD_MISMATCH',
+        message: `${who} authenticates with ${authMethodName(authP.method)}, but tunnel ${config.name} is configured for certificates`,
+      };
+    }
+    try {
+      const leaf = validateChain(certsOf(msg), trustAnchors(auth), sa.ctx.ports.clock.wallNow());
+      checkIdentity(leaf, id.idType, id.data);
+      verifyAuth(leaf.publicKey, authP.method, authP.data, octets);
+    } catch (e) {
+      if (e instanceof IkeError) return { code: e.code as Failure['code'], message: `${who}: ${e.message}` };
+      throw e;
+    }
+    return undefined;
   }
 
   private windowFrom(msg: IkeMessage): void {
@@ -198,7 +342,12 @@ export class IkeAuthTask implements Task<IkeMessage, IkeMessage> {
       sa.fail({ code: 'PROTOCOL_ERROR', message: 'IKE_AUTH request lacks IDi or AUTH' });
       return;
     }
-    const peerId = identityOf(idi);
+    const peerId = peerIdentity(idi, req);
+    if (!peerId && idi.idType === IdType.ID_DER_ASN1_DN) {
+      this.failure = NotifyType.AUTHENTICATION_FAILED;
+      sa.fail({ ...DN_NOT_SUBJECT, notify: NotifyType.AUTHENTICATION_FAILED });
+      return;
+    }
     const idrP = Sa.payload(req, PayloadType.IDr);
     const wantedLocal = idrP ? identityOf(idrP) : undefined;
     // Of the tunnels the identities fit, prefer one whose CHILD SA configuration fits the proposed traffic
@@ -228,16 +377,14 @@ export class IkeAuthTask implements Task<IkeMessage, IkeMessage> {
       return;
     }
     sa.setConfig(chosen);
-    if (!this.verify(authP.method, authP.data, sa.initRequest, sa.nr, sa.keys!.skPi, idi)) {
+    const failure = this.verify(authP, req, sa.initRequest, sa.nr, sa.keys!.skPi, idi, peerId);
+    if (failure) {
       this.failure = NotifyType.AUTHENTICATION_FAILED;
-      sa.fail({
-        code: 'AUTHENTICATION_FAILED',
-        message: `peer ${describeIdentity(peerId)} failed to authenticate: its AUTH does not match the pre-shared key of tunnel ${chosen.name}`,
-        notify: NotifyType.AUTHENTICATION_FAILED,
-      });
+      sa.fail({ ...failure, notify: NotifyType.AUTHENTICATION_FAILED });
       return;
     }
     sa.remoteIdBody = idBody(idi);
+    sa.authUsed = sa.config.auth;
     this.peerInitialContact = Sa.notifyOf(req, NotifyType.INITIAL_CONTACT) !== undefined;
     this.windowFrom(req);
   }
@@ -248,20 +395,16 @@ export class IkeAuthTask implements Task<IkeMessage, IkeMessage> {
       res.encrypted!.push(notify(this.failure));
       return 'failed';
     }
-    const idr = idPayload(PayloadType.IDr, sa.config.localId);
-    res.encrypted!.push(idr);
-    const p = sa.ctx.provider;
-    const octets = signedOctets(p, sa.suite!.prfId, {
-      ownInitMessage: sa.initResponse,
-      peerNonce: sa.ni,
-      skP: sa.keys!.skPr,
-      idBody: idBody(idr),
-    });
-    res.encrypted!.push({
-      type: PayloadType.AUTH,
-      method: AuthMethod.SHARED_KEY_MIC,
-      data: pskAuth(p, sa.suite!.prfId, sa.config.auth.psk, octets),
-    });
+    let payloads: Payload[];
+    try {
+      const idr = idPayload(PayloadType.IDr, sa.config.localId);
+      payloads = [idr, ...this.ownCerts(), this.ownAuth(sa.initResponse, sa.ni, sa.keys!.skPr, idr)];
+    } catch (e) {
+      res.encrypted!.push(notify(NotifyType.AUTHENTICATION_FAILED));
+      sa.fail({ ...localFailure(e), notify: NotifyType.AUTHENTICATION_FAILED });
+      return 'failed';
+    }
+    res.encrypted!.push(...payloads);
     if (sa.config.windowSize > 1) res.encrypted!.push(setWindowSizeNotify(sa.config.windowSize));
     sa.established();
     if (this.peerInitialContact) {

@@ -12,9 +12,10 @@ import {
   invalidKePayloadNotify,
   notify,
   signatureHashAlgorithms,
+  signatureHashAlgorithmsNotify,
 } from '../codec/payloads/notify.js';
 import type { Proposal } from '../codec/payloads/sa-types.js';
-import { ExchangeType, KeId, NotifyType, PayloadType, TransformType } from '../constants.js';
+import { CertEncoding, ExchangeType, KeId, NotifyType, PayloadType, TransformType } from '../constants.js';
 import { deriveIkeSaKeys, skeyseed } from '../crypto/kdf.js';
 import {
   chosenTransform,
@@ -24,8 +25,11 @@ import {
   verifyChosen,
 } from '../crypto/proposals.js';
 import type { KeyExchange } from '../crypto/provider.js';
+import { SUPPORTED_SIGNATURE_HASHES } from '../crypto/signature.js';
 import { createSkCipher } from '../crypto/sk-cipher.js';
 import { CryptoError, IkeError } from '../errors.js';
+import { certReqData, trustAnchors } from '../sa/certificates.js';
+import type { CertificateAuthConfig } from '../sa/config.js';
 import { type IkeSa, type IkeSuite, IkeSa as Sa } from '../sa/ike-sa.js';
 import type { Task, TaskStatus } from './task.js';
 
@@ -42,6 +46,16 @@ function peerHashes(msg: IkeMessage): number[] {
     return signatureHashAlgorithms(n);
   } catch {
     return [];
+  }
+}
+
+/** CERTREQ data naming the trust anchors of the configurations that ask for certificates (undefined: none). */
+function certReqOf(auths: CertificateAuthConfig[]): Uint8Array | undefined {
+  try {
+    const anchors = auths.filter((a) => a.sendCertReq !== false).flatMap((a) => trustAnchors(a));
+    return anchors.length > 0 ? certReqData(anchors) : undefined;
+  } catch {
+    return undefined; // a broken CA bundle shows up in IKE_AUTH, with its configuration
   }
 }
 
@@ -114,6 +128,9 @@ export class IkeInitTask implements Task<IkeMessage, IkeMessage> {
     if (sa.ni.length === 0) sa.ni = sa.ctx.ports.random(sa.ctx.nonceLength);
     req.payloads.push({ type: PayloadType.NONCE, data: sa.ni });
     if (sa.config.fragmentation) req.payloads.push(notify(NotifyType.IKEV2_FRAGMENTATION_SUPPORTED));
+    // RFC 7427 §4: announce the hashes we accept in digital signatures when we authenticate with certificates.
+    if (sa.config.auth.method === 'certificate')
+      req.payloads.push(signatureHashAlgorithmsNotify(SUPPORTED_SIGNATURE_HASHES));
   }
 
   process(res: IkeMessage): TaskStatus {
@@ -265,6 +282,13 @@ export class IkeInitTask implements Task<IkeMessage, IkeMessage> {
       res.payloads.push(notify(NotifyType.IKEV2_FRAGMENTATION_SUPPORTED));
     if (!sa.config.fragmentation) sa.peerFragmentation = false;
     res.payloads.push(notify(NotifyType.CHILDLESS_IKEV2_SUPPORTED));
+    // Certificates: the configuration is chosen by identity only in IKE_AUTH, so answer for every candidate.
+    const certs = sa.candidates.flatMap((c) => (c.auth.method === 'certificate' ? [c.auth] : []));
+    if (certs.length > 0) {
+      res.payloads.push(signatureHashAlgorithmsNotify(SUPPORTED_SIGNATURE_HASHES));
+      const data = certReqOf(certs);
+      if (data) res.payloads.push({ type: PayloadType.CERTREQ, encoding: CertEncoding.X509_SIGNATURE, data });
+    }
     deriveKeys(sa, skeyseed(sa.ctx.provider, sa.suite!.prfId, sa.ni, sa.nr, reply.sharedSecret));
     reply.sharedSecret.fill(0);
     return 'done';

@@ -74,6 +74,7 @@ function successor(old: IkeSa, weInitiate: boolean, spiI: Uint8Array, spiR: Uint
   sa.peerChildless = old.peerChildless;
   sa.remoteIdBody = old.remoteIdBody;
   sa.rekeyOf = old.uid;
+  sa.authUsed = old.authUsed;
   return sa;
 }
 

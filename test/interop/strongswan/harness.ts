@@ -55,8 +55,10 @@ export const CHARON_PLUGINS = [
   'kdf',
   'pem',
   'pkcs1',
+  'pkcs8', // PKCS#8 private keys (openssl genpkey, cert-manager)
   'pubkey',
   'x509',
+  'constraints', // X.509 path length / name constraints on certificate chains
   'kernel-libipsec',
   'kernel-netlink',
   'socket-default',
@@ -323,8 +325,22 @@ export interface SwConnection {
   remoteAddrs: string[];
   localId: string;
   remoteId: string;
-  /** PSK bytes (written as hex). */
+  /** PSK bytes (written as hex); ignored when `cert` is set. */
   psk: string;
+  /**
+   * Certificate authentication (auth = pubkey): absolute PEM paths of our certificate, its key (copied into
+   * private/ by Charon.load) and the CAs.
+   */
+  cert?: {
+    certFile: string;
+    keyFile: string;
+    caFiles: string[];
+    sendCert?: 'always' | 'ifasked';
+    /** No `id`: charon identifies by its certificate's subject DN, encoded as in the certificate. */
+    idFromCert?: boolean;
+  };
+  /** IKE fragmentation (swanctl `fragmentation`, default yes). */
+  fragmentation?: 'yes' | 'accept' | 'force' | 'no';
   proposals: string[];
   rekeyTime?: string;
   overTime?: string;
@@ -353,8 +369,18 @@ export function swanctlConf(conns: SwConnection[]): string {
     if (c.dpdTimeout) out.push(`    dpd_timeout = ${c.dpdTimeout}`);
     out.push(`    keyingtries = ${c.keyingtries ?? 1}`);
     if (c.childless) out.push(`    childless = ${c.childless}`);
-    out.push(`    local { auth = psk\n      id = ${quote(c.localId)} }`);
-    out.push(`    remote { auth = psk\n      id = ${quote(c.remoteId)} }`);
+    if (c.fragmentation) out.push(`    fragmentation = ${c.fragmentation}`);
+    if (c.cert) {
+      out.push('    send_certreq = yes', `    send_cert = ${c.cert.sendCert ?? 'always'}`);
+      const id = c.cert.idFromCert ? '' : `\n      id = ${quote(c.localId)}`;
+      out.push(`    local { auth = pubkey\n      certs = ${c.cert.certFile}${id} }`);
+      out.push(
+        `    remote { auth = pubkey\n      id = ${quote(c.remoteId)}\n      cacerts = ${c.cert.caFiles.join(',')} }`,
+      );
+    } else {
+      out.push(`    local { auth = psk\n      id = ${quote(c.localId)} }`);
+      out.push(`    remote { auth = psk\n      id = ${quote(c.remoteId)} }`);
+    }
     out.push('    children {');
     for (const ch of c.children) {
       out.push(`      ${ch.name} {`);
@@ -372,6 +398,7 @@ export function swanctlConf(conns: SwConnection[]): string {
   }
   out.push('}', 'secrets {');
   for (const c of conns) {
+    if (c.cert) continue; // its private key is a file in the private/ directory (Charon.load)
     out.push(`  ike-${c.name} {`, `    id-l = ${quote(c.localId)}`, `    id-r = ${quote(c.remoteId)}`);
     out.push(`    secret = ${hex(c.psk)}`, '  }');
   }
@@ -809,6 +836,14 @@ export class Charon {
 
   /** Write swanctl.conf and `swanctl --load-all` it (connections and secrets not in it are unloaded). */
   async load(conns: SwConnection[]): Promise<void> {
+    // swanctl loads private keys from private/ next to the swanctl.conf it is given (secrets only hold passphrases)
+    const keys = join(this.dir, 'private');
+    rmSync(keys, { recursive: true, force: true });
+    for (const c of conns) {
+      if (!c.cert) continue;
+      mkdirSync(keys, { recursive: true });
+      writeFileSync(join(keys, `${c.name}.pem`), readFileSync(c.cert.keyFile));
+    }
     writeFileSync(this.confFile, swanctlConf(conns));
     await this.must(['--load-all', '--noprompt', '--file', this.confFile]);
   }
@@ -951,6 +986,8 @@ export interface AgentTunnel {
   remoteSubnets: string[];
   remoteId?: string;
   psk: string;
+  /** Certificate authentication instead of the PSK: PEM of our certificate (chain), key and the CA(s). */
+  certificate?: { certPem: string; keyPem: string; caPem: string };
   ikeProposals: string[];
   espProposals: string[];
   ikeLifetime?: string;
@@ -971,6 +1008,8 @@ export interface AgentOptions {
   logLevel?: 'trace' | 'debug' | 'info' | 'warn' | 'error';
   /** Pin the agent to these CPUs (taskset list). */
   cpus?: string;
+  /** AgentSettings.ikeFragmentSize. */
+  ikeFragmentSize?: number;
 }
 
 export interface AgentStatusJson {
@@ -1057,6 +1096,7 @@ export class Agent {
     if (o.retransmit) settings.retransmit = o.retransmit;
     if (o.cookieThreshold !== undefined) settings.cookieThreshold = o.cookieThreshold;
     if (o.initRateLimit !== undefined) settings.initRateLimit = o.initRateLimit;
+    if (o.ikeFragmentSize !== undefined) settings.ikeFragmentSize = o.ikeFragmentSize;
     writeFileSync(join(this.configDir, 'agent.yaml'), toYaml(settings));
   }
 
@@ -1209,20 +1249,35 @@ export class Agent {
   }
 }
 
-/** The IPsecTunnel and its PSK Secret, as a two-document YAML file. */
+/** The IPsecTunnel and its PSK (or kubernetes.io/tls) Secret, as a two-document YAML file. */
 export function tunnelYaml(t: AgentTunnel): string {
   const namespace = t.namespace ?? 'default';
-  const secret = {
-    apiVersion: 'v1',
-    kind: 'Secret',
-    metadata: { name: `${t.name}-psk`, namespace },
-    type: 'Opaque',
-    data: { psk: Buffer.from(t.psk, 'utf8').toString('base64') },
-  };
+  const b64 = (v: string) => Buffer.from(v, 'utf8').toString('base64');
+  const secret = t.certificate
+    ? {
+        apiVersion: 'v1',
+        kind: 'Secret',
+        metadata: { name: `${t.name}-tls`, namespace },
+        type: 'kubernetes.io/tls',
+        data: {
+          'tls.crt': b64(t.certificate.certPem),
+          'tls.key': b64(t.certificate.keyPem),
+          'ca.crt': b64(t.certificate.caPem),
+        },
+      }
+    : {
+        apiVersion: 'v1',
+        kind: 'Secret',
+        metadata: { name: `${t.name}-psk`, namespace },
+        type: 'Opaque',
+        data: { psk: b64(t.psk) },
+      };
   const spec: Record<string, unknown> = {
     local: { address: t.localAddress, subnets: t.localSubnets, ...(t.localId ? { id: t.localId } : {}) },
     remote: { address: t.remoteAddress, subnets: t.remoteSubnets, ...(t.remoteId ? { id: t.remoteId } : {}) },
-    auth: { psk: { secretRef: { name: `${t.name}-psk`, key: 'psk' } } },
+    auth: t.certificate
+      ? { certificate: { secretRef: { name: `${t.name}-tls` } } }
+      : { psk: { secretRef: { name: `${t.name}-psk`, key: 'psk' } } },
     ike: {
       proposals: t.ikeProposals,
       lifetime: t.ikeLifetime ?? '4h',
