@@ -632,7 +632,13 @@ export class Controller {
     const next = electGateways(
       accepted
         .filter((a) => !overlaps.has(a.key))
-        .map((a) => ({ key: a.key, nodeSelector: a.spec.local.nodeSelector, current: this.election.get(a.key)?.node })),
+        .map((a) => ({
+          key: a.key,
+          nodeSelector: a.spec.local.nodeSelector,
+          current: this.election.get(a.key)?.node,
+          // A floating local address can be on one node only: its tunnels are elected together.
+          ...(a.spec.local.floating && a.spec.local.address ? { group: `floating:${a.spec.local.address}` } : {}),
+        })),
       nodes,
     );
     const prev = this.election;

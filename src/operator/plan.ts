@@ -146,6 +146,8 @@ export interface ElectionInput {
   key: string;
   nodeSelector: Record<string, string>;
   current?: string;
+  /** Tunnels of one group go to one node (they share a floating local address, which only one node may hold). */
+  group?: string;
 }
 
 export type Election = Map<string, { node: string } | { node: undefined; problem: Problem }>;
@@ -157,25 +159,35 @@ export function matches(labels: Record<string, string>, selector: Record<string,
 
 /**
  * Sticky, spreading election: a tunnel keeps its gateway while that node is alive and still matches; otherwise it
- * moves to the eligible live node with the fewest tunnels (ties by name). Deterministic for a given input.
+ * moves to the eligible live node with the fewest tunnels (ties by name). Tunnels of one group share a node: the
+ * first of them (by key) that keeps its node decides, else the first placed. Deterministic for a given input.
  */
 export function electGateways(tunnels: ElectionInput[], nodes: NodeInfo[]): Election {
   const byName = new Map(nodes.map((n) => [n.name, n]));
   const load = new Map<string, number>(nodes.map((n) => [n.name, 0]));
   const out: Election = new Map();
   const pending: ElectionInput[] = [];
+  const groupNode = new Map<string, string>();
   const sorted = [...tunnels].sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
   for (const t of sorted) {
     const cur = t.current ? byName.get(t.current) : undefined;
-    if (cur?.alive && matches(cur.labels, t.nodeSelector)) {
+    if (t.group !== undefined && groupNode.has(t.group)) pending.push(t);
+    else if (cur?.alive && matches(cur.labels, t.nodeSelector)) {
       out.set(t.key, { node: cur.name });
       load.set(cur.name, (load.get(cur.name) ?? 0) + 1);
+      if (t.group !== undefined) groupNode.set(t.group, cur.name);
     } else pending.push(t);
   }
   const live = nodes.filter((n) => n.alive).sort((a, b) => (a.name < b.name ? -1 : 1));
   // Cache the eligible set per distinct selector: 10,000 tunnels usually share a handful of selectors.
   const eligibleBySelector = new Map<string, NodeInfo[]>();
   for (const t of pending) {
+    const g = t.group !== undefined ? byName.get(groupNode.get(t.group) ?? '') : undefined;
+    if (g?.alive && matches(g.labels, t.nodeSelector)) {
+      out.set(t.key, { node: g.name });
+      load.set(g.name, (load.get(g.name) ?? 0) + 1);
+      continue;
+    }
     const sk = JSON.stringify(Object.entries(t.nodeSelector).sort());
     let eligible = eligibleBySelector.get(sk);
     if (!eligible) {
@@ -194,6 +206,7 @@ export function electGateways(tunnels: ElectionInput[], nodes: NodeInfo[]): Elec
     if (best) {
       out.set(t.key, { node: best.name });
       load.set(best.name, bestLoad + 1);
+      if (t.group !== undefined && !groupNode.has(t.group)) groupNode.set(t.group, best.name);
     } else {
       const sel = Object.entries(t.nodeSelector)
         .map(([k, v]) => `${k}=${v}`)

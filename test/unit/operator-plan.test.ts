@@ -43,6 +43,36 @@ describe('acceptTunnel', () => {
 });
 
 describe('electGateways', () => {
+  it('puts the tunnels of one floating address on one node, also when they sat on two, and moves them together', () => {
+    const nodes = [node('n1'), node('n2')];
+    const g = 'floating:192.0.2.10';
+    const fresh = electGateways(
+      [
+        { key: 'm/corp-b', nodeSelector: {}, group: g },
+        { key: 'm/corp-c', nodeSelector: {}, group: g },
+        { key: 'm/other', nodeSelector: {} },
+      ],
+      nodes,
+    );
+    expect(fresh.get('m/corp-b')).toEqual(fresh.get('m/corp-c'));
+    expect(fresh.get('m/other')).not.toEqual(fresh.get('m/corp-b'));
+    const split = electGateways(
+      [
+        { key: 'm/corp-b', nodeSelector: {}, group: g, current: 'n1' },
+        { key: 'm/corp-c', nodeSelector: {}, group: g, current: 'n2' },
+      ],
+      nodes,
+    );
+    expect([split.get('m/corp-b'), split.get('m/corp-c')]).toEqual([{ node: 'n1' }, { node: 'n1' }]);
+    const failover = electGateways(
+      [
+        { key: 'm/corp-b', nodeSelector: {}, group: g, current: 'n1' },
+        { key: 'm/corp-c', nodeSelector: {}, group: g, current: 'n1' },
+      ],
+      [node('n1', false), node('n2')],
+    );
+    expect([failover.get('m/corp-b'), failover.get('m/corp-c')]).toEqual([{ node: 'n2' }, { node: 'n2' }]);
+  });
   it('spreads tunnels evenly over live matching nodes', () => {
     const tunnels = Array.from({ length: 100 }, (_, i) => ({ key: `ns/t${i}`, nodeSelector: { zone: 'a' } }));
     const nodes = [node('n1'), node('n2'), node('n3'), node('n4', false), node('n5', true, { zone: 'b' })];
