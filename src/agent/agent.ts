@@ -24,6 +24,7 @@ import { canonical } from '../operator/plan.js';
 import { DEFAULT_OWNERSHIP } from '../xfrm/ownership.js';
 import type { XfrmEvent } from '../xfrm/socket.js';
 import type { AgentMetrics } from './metrics.js';
+import { MtuController, mtuInputs } from './mtu-controller.js';
 import { peerConfig, TunnelConfigError, tunnelKey } from './peers.js';
 import type { AgentSettings } from './settings.js';
 import type { AgentStatus, ChildSaView, ErrorView, IkeSaView, TunnelView } from './status.js';
@@ -92,10 +93,21 @@ export class Agent implements ConfigLookup<PeerConfig> {
   private problems: AgentStatus['configProblems'] = [];
   private keepaliveTimer: (() => void) | undefined;
   private readonly log: Logger;
+  /** Route MTU and MSS clamping for the installed CHILD SAs (XFRM data plane only). */
+  private readonly mtu: MtuController | undefined;
 
   constructor(private readonly o: AgentOptions) {
     this.log = o.logger;
     const s = o.settings;
+    this.mtu =
+      s.mtu.enabled && o.dataplane === 'netlink'
+        ? new MtuController({
+            settings: s.mtu,
+            inputs: () => mtuInputs(this.engine.ikeSas()),
+            logger: o.logger,
+            stateDir: s.stateDir,
+          })
+        : undefined;
     this.transport =
       o.transport ??
       new UdpTransport({
@@ -149,6 +161,7 @@ export class Agent implements ConfigLookup<PeerConfig> {
       this.o.clock.setTimer(120_000, () => void this.dropStale(undefined, 'stale after restart'));
     }
     k.onEvent?.((ev) => this.onKernelEvent(ev));
+    this.mtu?.start();
     const tick = () => {
       // NAT keepalives (RFC 3948 §2.3) for IKE SAs whose own side is behind a NAT.
       for (const sa of this.engine.ikeSas()) {
@@ -175,6 +188,7 @@ export class Agent implements ConfigLookup<PeerConfig> {
     await new Promise((r) => setTimeout(r, 200));
     this.engine.shutdown();
     await this.engine.idle();
+    await this.mtu?.stop();
     await this.transport.stop();
     this.log.info({ event: 'agent-stopped' }, 'agent stopped');
   }
@@ -417,6 +431,7 @@ export class Agent implements ConfigLookup<PeerConfig> {
 
   private onEvent(e: EngineEvent): void {
     this.o.metrics?.onEngineEvent(e);
+    if (e.type === 'child-installed' || e.type === 'child-deleted' || e.type === 'ike-deleted') this.mtu?.poke();
     const tunnel = 'sa' in e ? e.sa.peer : undefined;
     const entry = tunnel ? this.tunnels.get(tunnel) : undefined;
     const base = { event: e.type, tunnel };
@@ -584,6 +599,8 @@ export class Agent implements ConfigLookup<PeerConfig> {
         childSAs: children,
       };
       if (entry.configError) view.configError = entry.configError;
+      const mtu = this.mtu?.view(key);
+      if (mtu) view.mtu = mtu;
       tunnels.push(view);
     }
     return {

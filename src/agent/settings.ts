@@ -34,6 +34,21 @@ export const AgentSettings = z.object({
   /** Prometheus metrics on this port (0: off). */
   metricsPort: z.int().min(0).max(65535).default(0),
   metricsAddress: z.string().default('0.0.0.0'),
+  /**
+   * Path MTU and TCP MSS for the tunnels (src/agent/mtu*.ts): the route to each remote subnet gets the MTU that
+   * fits inside ESP on the underlay, and forwarded TCP SYNs to/from remote subnets get their MSS clamped.
+   */
+  mtu: z
+    .object({
+      enabled: z.boolean().default(true),
+      /** Underlay path MTU between the gateways; default: the MTU of the route/interface towards each peer. */
+      underlayMtu: z.int().min(576).max(65535).optional(),
+      clampMss: z.boolean().default(true),
+      routeMtu: z.boolean().default(true),
+      /** Netfilter tool for clamping: auto tries nftables first and falls back to iptables-legacy. */
+      backend: z.enum(['auto', 'nftables', 'iptables-legacy']).default('auto'),
+    })
+    .default({ enabled: true, clampMss: true, routeMtu: true, backend: 'auto' }),
   logLevel: z.enum(['trace', 'debug', 'info', 'warn', 'error']).default('info'),
 });
 export type AgentSettings = z.infer<typeof AgentSettings>;

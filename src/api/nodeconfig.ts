@@ -84,6 +84,20 @@ export const NodeTunnelStatus = doc(
     generation: doc(z.int().min(0).optional(), 'Tunnel generation the agent has applied.'),
     ikeSA: IkeSaStatus.optional(),
     childSAs: doc(z.array(ChildSaStatus).max(64).optional(), 'CHILD SAs of this tunnel.'),
+    mtu: doc(
+      z
+        .object({
+          underlayMtu: doc(z.int().min(0).max(65535), 'Underlay path MTU between the gateways.'),
+          innerMtu: doc(z.int().min(0).max(65535), 'Largest inner packet that fits in ESP (route MTU).'),
+          overhead: doc(z.int().min(0).max(65535), 'ESP overhead at this MTU (headers, IV, padding, ICV).'),
+          mss: doc(z.int().min(0).max(65535), 'TCP MSS clamped to for IPv4 inner traffic.'),
+          clamp: doc(z.enum(['nftables', 'iptables-legacy', 'off', 'failed']), 'How MSS clamping is done.'),
+          routeMtu: doc(z.boolean(), 'Whether the remote subnets’ routes carry the inner MTU.'),
+          error: doc(z.string().max(1024).optional(), 'Why MTU handling failed, if it did.'),
+        })
+        .optional(),
+      'Path MTU and TCP MSS clamping for this tunnel.',
+    ),
     error: doc(
       z
         .object({
