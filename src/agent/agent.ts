@@ -23,6 +23,7 @@ import { sameIdentity } from '../ike/tasks/ike-auth.js';
 import { canonical } from '../operator/plan.js';
 import { DEFAULT_OWNERSHIP } from '../xfrm/ownership.js';
 import type { XfrmEvent } from '../xfrm/socket.js';
+import { EncryptionCheck, expectedChildren } from './encryption-check.js';
 import type { AgentMetrics } from './metrics.js';
 import { MtuController, mtuInputs } from './mtu-controller.js';
 import { peerConfig, TunnelConfigError, tunnelKey } from './peers.js';
@@ -54,6 +55,7 @@ export interface DataplaneExtras {
   onEvent(fn: (ev: XfrmEvent) => void): () => void;
   installBypass(ports: number[]): Promise<void>;
   setResting(list: import('./xfrm-kernel.js').RestingPolicy[]): Promise<void>;
+  dumpPolicies(): Promise<import('../xfrm/messages.js').XfrmPolicy[]>;
   owned(): Promise<{
     sas: import('../xfrm/messages.js').XfrmSa[];
     policies: import('../xfrm/messages.js').XfrmPolicy[];
@@ -95,6 +97,8 @@ export class Agent implements ConfigLookup<PeerConfig> {
   private readonly log: Logger;
   /** Route MTU and MSS clamping for the installed CHILD SAs (XFRM data plane only). */
   private readonly mtu: MtuController | undefined;
+  /** Proof of encryption: our policies in the kernel for every installed CHILD SA (XFRM data plane only). */
+  private readonly encryption: EncryptionCheck | undefined;
 
   constructor(private readonly o: AgentOptions) {
     this.log = o.logger;
@@ -106,6 +110,22 @@ export class Agent implements ConfigLookup<PeerConfig> {
             inputs: () => mtuInputs(this.engine.ikeSas()),
             logger: o.logger,
             stateDir: s.stateDir,
+          })
+        : undefined;
+    const k = o.kernel;
+    this.encryption =
+      s.encryptionCheck.enabled && k.dumpPolicies
+        ? new EncryptionCheck({
+            intervalMs: parseDuration(s.encryptionCheck.interval) ?? 5000,
+            restore: s.encryptionCheck.restore,
+            children: () => expectedChildren(this.engine.ikeSas()),
+            tunnels: () => [...this.tunnels.keys()],
+            dumpPolicies: () => k.dumpPolicies!(),
+            addPolicy: (p) => k.addPolicy(p),
+            outPackets: async (spi, destination) => (await k.querySa({ spi, protocol: 'esp', destination }))?.packets,
+            logger: o.logger,
+            wallNow: () => o.clock.wallNow(),
+            onResult: (t, v, restored) => o.metrics?.encryptionChecked(t, v.status, restored),
           })
         : undefined;
     this.transport =
@@ -162,6 +182,7 @@ export class Agent implements ConfigLookup<PeerConfig> {
     }
     k.onEvent?.((ev) => this.onKernelEvent(ev));
     this.mtu?.start();
+    this.encryption?.start();
     const tick = () => {
       // NAT keepalives (RFC 3948 §2.3) for IKE SAs whose own side is behind a NAT.
       for (const sa of this.engine.ikeSas()) {
@@ -183,6 +204,7 @@ export class Agent implements ConfigLookup<PeerConfig> {
 
   async stop(): Promise<void> {
     this.keepaliveTimer?.();
+    this.encryption?.stop();
     for (const key of this.tunnels.keys()) this.engine.terminate(key, 'agent stopping');
     // Give the DELETEs a moment to leave, then stop.
     await new Promise((r) => setTimeout(r, 200));
@@ -601,6 +623,8 @@ export class Agent implements ConfigLookup<PeerConfig> {
       if (entry.configError) view.configError = entry.configError;
       const mtu = this.mtu?.view(key);
       if (mtu) view.mtu = mtu;
+      const encrypted = this.encryption?.view(key);
+      if (encrypted) view.encrypted = encrypted;
       tunnels.push(view);
     }
     return {

@@ -74,6 +74,17 @@ export function nodeTunnelStatus(t: TunnelView, generation: number | undefined):
     ...(c.installedAt ? { installedAt: c.installedAt } : {}),
     ...(c.rekeyAt ? { rekeyAt: c.rekeyAt } : {}),
   }));
+  if (t.encrypted) {
+    const e = t.encrypted;
+    s.encrypted = {
+      status: e.status,
+      reason: e.reason.slice(0, 128),
+      message: e.message.slice(0, 4096),
+      lastTransitionTime: e.lastTransitionTime,
+      checkedAt: e.checkedAt,
+      restored: e.restored,
+    };
+  }
   if (t.mtu) {
     const m = t.mtu;
     s.mtu = {

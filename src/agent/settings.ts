@@ -1,7 +1,7 @@
 /** The agent settings file (`agent.yaml` in standalone mode): local addresses, node name, ports, state directory. */
 import { isIP } from 'node:net';
 import { z } from 'zod';
-import { API_VERSION } from '../api/common.js';
+import { API_VERSION, parseDuration } from '../api/common.js';
 
 export const AgentSettings = z.object({
   apiVersion: z.literal(API_VERSION),
@@ -49,6 +49,21 @@ export const AgentSettings = z.object({
       backend: z.enum(['auto', 'nftables', 'iptables-legacy']).default('auto'),
     })
     .default({ enabled: true, clampMss: true, routeMtu: true, backend: 'auto' }),
+  /**
+   * Proof of encryption (src/agent/encryption-check.ts): every interval, check that each installed CHILD SA's
+   * subnet pairs are held by our kernel policies and its outbound SA exists; restore missing policies.
+   */
+  encryptionCheck: z
+    .object({
+      enabled: z.boolean().default(true),
+      interval: z
+        .string()
+        .regex(/^\d+(ms|s|m)$/, 'a duration such as 5s or 500ms')
+        .refine((d) => (parseDuration(d) ?? 0) >= 100, 'at least 100ms')
+        .default('5s'),
+      restore: z.boolean().default(true),
+    })
+    .default({ enabled: true, interval: '5s', restore: true }),
   logLevel: z.enum(['trace', 'debug', 'info', 'warn', 'error']).default('info'),
 });
 export type AgentSettings = z.infer<typeof AgentSettings>;

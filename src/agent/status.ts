@@ -57,6 +57,8 @@ export interface TunnelView {
   configError?: { reason: string; message: string };
   /** Route MTU and MSS clamping applied for this tunnel (src/agent/mtu-controller.ts). */
   mtu?: import('./mtu-controller.js').TunnelMtuView;
+  /** Proof of encryption (src/agent/encryption-check.ts). */
+  encrypted?: import('./encryption-check.js').EncryptionView;
 }
 
 export interface AgentStatus {
@@ -167,6 +169,12 @@ export function formatStatus(s: AgentStatus): string {
           `${c.bytesIn !== undefined ? ` in ${c.bytesIn}B/${c.packetsIn}p out ${c.bytesOut}B/${c.packetsOut}p` : ''}`,
       );
       lines.push(`    ${c.localTs.join(',')} === ${c.remoteTs.join(',')}${c.rekeyAt ? `  rekey ${c.rekeyAt}` : ''}`);
+    }
+    if (t.encrypted) {
+      const e = t.encrypted;
+      lines.push(
+        `  encrypted ${e.status} ${e.reason} (checked ${e.checkedAt}${e.restored ? `, ${e.restored} policies restored` : ''}): ${e.message}`,
+      );
     }
     if (t.mtu) {
       const m = t.mtu;

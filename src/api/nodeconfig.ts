@@ -84,6 +84,19 @@ export const NodeTunnelStatus = doc(
     generation: doc(z.int().min(0).optional(), 'Tunnel generation the agent has applied.'),
     ikeSA: IkeSaStatus.optional(),
     childSAs: doc(z.array(ChildSaStatus).max(64).optional(), 'CHILD SAs of this tunnel.'),
+    encrypted: doc(
+      z
+        .object({
+          status: doc(z.enum(['True', 'False', 'Unknown']), 'Whether our policies and SAs hold every subnet pair.'),
+          reason: doc(z.string().max(128), 'CamelCase reason (PoliciesInPlace, PolicyMissing, ...).'),
+          message: doc(z.string().max(4096), 'What the check found.'),
+          lastTransitionTime: doc(z.string().max(64), 'When the status last changed.'),
+          checkedAt: doc(z.string().max(64), 'When the check last ran.'),
+          restored: doc(z.int().min(0), 'Kernel policies the check put back since the agent started.'),
+        })
+        .optional(),
+      'Proof of encryption: the kernel policies and outbound SAs of the installed CHILD SAs.',
+    ),
     mtu: doc(
       z
         .object({
