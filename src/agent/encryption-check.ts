@@ -35,6 +35,8 @@ export interface ExpectedChild {
   spiOut: number;
   remoteAddress: string;
   policies: KernelPolicy[];
+  /** Still installed (checked again right before a restore: never re-add a policy the engine just removed). */
+  alive?: () => boolean;
 }
 
 const DIRS = { out: XFRM_POLICY_OUT, in: XFRM_POLICY_IN, fwd: XFRM_POLICY_FWD } as const;
@@ -63,6 +65,7 @@ export function expectedChildren(sas: readonly IkeSa[]): ExpectedChild[] {
         spiOut: c.spiOut,
         remoteAddress: sa.remote.address,
         policies,
+        alive: () => c.state === 'installed' && sa.state !== 'destroyed',
       });
     }
   }
@@ -261,7 +264,7 @@ export class EncryptionCheck {
           this.o.onResult?.(t, this.views.get(t)!, 0);
           continue;
         }
-        const problems = cs.flatMap((c) => checkPolicies(c.policies, kernel));
+        const problems = cs.flatMap((c) => checkPolicies(c.policies, kernel).map((p) => ({ ...p, child: c })));
         let outPackets = 0n;
         let saMissing = false;
         for (const c of cs) {
@@ -277,6 +280,7 @@ export class EncryptionCheck {
         if (problems.length > 0) {
           if (this.o.restore) {
             for (const p of problems) {
+              if (p.child.alive && !p.child.alive()) continue;
               try {
                 await this.o.addPolicy(p.policy);
                 restored++;

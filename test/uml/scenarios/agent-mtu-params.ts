@@ -16,3 +16,6 @@ export const MTU_PHASES: { name: MtuPhaseName; mtu: Record<string, unknown>; tim
   { name: 'clamp-only', mtu: { underlayMtu: MTU_PATH, routeMtu: false }, timeoutMs: 60_000 },
   { name: 'full', mtu: { underlayMtu: MTU_PATH }, timeoutMs: 60_000 },
 ];
+
+/** Proof-of-encryption scenario (agent-proof.ts): the check's interval. */
+export const PROOF_INTERVAL_MS = 1000;
