@@ -24,6 +24,7 @@ import { canonical } from '../operator/plan.js';
 import { DEFAULT_OWNERSHIP } from '../xfrm/ownership.js';
 import type { XfrmEvent } from '../xfrm/socket.js';
 import { EncryptionCheck, expectedChildren } from './encryption-check.js';
+import { EspBlockDetector } from './esp-block.js';
 import type { AgentMetrics } from './metrics.js';
 import { MtuController, mtuInputs } from './mtu-controller.js';
 import { peerConfig, TunnelConfigError, tunnelKey } from './peers.js';
@@ -99,6 +100,9 @@ export class Agent implements ConfigLookup<PeerConfig> {
   private readonly mtu: MtuController | undefined;
   /** Proof of encryption: our policies in the kernel for every installed CHILD SA (XFRM data plane only). */
   private readonly encryption: EncryptionCheck | undefined;
+  /** ESP-blocked fallback: tunnels moved to forced UDP encapsulation, with when and why. */
+  private readonly espBlock: EspBlockDetector | undefined;
+  private readonly forcedEncap = new Map<string, { since: string; message: string }>();
 
   constructor(private readonly o: AgentOptions) {
     this.log = o.logger;
@@ -126,6 +130,21 @@ export class Agent implements ConfigLookup<PeerConfig> {
             logger: o.logger,
             wallNow: () => o.clock.wallNow(),
             onResult: (t, v, restored) => o.metrics?.encryptionChecked(t, v.status, restored),
+          })
+        : undefined;
+    const eb = s.espBlockedFallback;
+    this.espBlock =
+      eb.enabled && k.dumpPolicies
+        ? new EspBlockDetector({
+            intervalMs: parseDuration(eb.interval) ?? 2000,
+            windowMs: parseDuration(eb.window) ?? 10_000,
+            minPackets: eb.minPackets,
+            ikeSas: () => this.engine.ikeSas(),
+            checkLiveness: (sa) => this.engine.checkLiveness(sa),
+            counters: (spi, destination) => k.querySa({ spi, protocol: 'esp', destination }),
+            now: () => o.clock.now(),
+            onBlocked: (key, message) => this.forceEncapsulation(key, message),
+            logger: o.logger,
           })
         : undefined;
     this.transport =
@@ -183,6 +202,7 @@ export class Agent implements ConfigLookup<PeerConfig> {
     k.onEvent?.((ev) => this.onKernelEvent(ev));
     this.mtu?.start();
     this.encryption?.start();
+    this.espBlock?.start();
     const tick = () => {
       // NAT keepalives (RFC 3948 §2.3) for IKE SAs whose own side is behind a NAT.
       for (const sa of this.engine.ikeSas()) {
@@ -205,6 +225,7 @@ export class Agent implements ConfigLookup<PeerConfig> {
   async stop(): Promise<void> {
     this.keepaliveTimer?.();
     this.encryption?.stop();
+    this.espBlock?.stop();
     for (const key of this.tunnels.keys()) this.engine.terminate(key, 'agent stopping');
     // Give the DELETEs a moment to leave, then stop.
     await new Promise((r) => setTimeout(r, 200));
@@ -224,6 +245,7 @@ export class Agent implements ConfigLookup<PeerConfig> {
     for (const [key, entry] of this.tunnels) {
       if (!wanted.has(key)) {
         this.tunnels.delete(key);
+        this.forcedEncap.delete(key);
         this.engine.terminate(key, 'tunnel removed from the configuration');
         this.log.info({ event: 'tunnel-removed', tunnel: key }, `tunnel ${key} removed`);
         void entry;
@@ -254,6 +276,9 @@ export class Agent implements ConfigLookup<PeerConfig> {
             tries: this.o.settings.retransmit.tries,
           },
         });
+        // ESP was found blocked on this path: stay on UDP encapsulation across configuration changes.
+        if (this.forcedEncap.has(key) && entry.config.natt === 'auto')
+          entry.config = { ...entry.config, natt: 'force' };
         if (!this.o.settings.addresses.includes(spec.local.address)) {
           throw new TunnelConfigError(
             'LocalAddressNotBound',
@@ -276,6 +301,19 @@ export class Agent implements ConfigLookup<PeerConfig> {
     }
     for (const key of this.reqids.keys()) if (!this.tunnels.has(key)) this.reqids.delete(key);
     void this.converge();
+  }
+
+  /** ESP is blocked towards this tunnel's peer: renegotiate with forced UDP encapsulation (src/agent/esp-block.ts). */
+  private forceEncapsulation(key: string, message: string): void {
+    const entry = this.tunnels.get(key);
+    const config = entry?.config;
+    if (!entry || config?.natt !== 'auto') return;
+    entry.config = { ...config, natt: 'force' };
+    this.forcedEncap.set(key, { since: new Date(this.o.clock.wallNow()).toISOString(), message });
+    this.log.warn({ event: 'esp-blocked', tunnel: key }, message);
+    this.engine.terminate(key, 'ESP blocked; moving to UDP encapsulation');
+    const sa = this.engine.initiate(entry.config);
+    this.o.metrics?.initiated(sa.uid);
   }
 
   /** A reqid in the owned range for a tunnel, stable while the tunnel exists (probing past collisions). */
@@ -623,6 +661,8 @@ export class Agent implements ConfigLookup<PeerConfig> {
       if (entry.configError) view.configError = entry.configError;
       const mtu = this.mtu?.view(key);
       if (mtu) view.mtu = mtu;
+      const espBlocked = this.forcedEncap.get(key);
+      if (espBlocked) view.espBlocked = espBlocked;
       const encrypted = this.encryption?.view(key);
       if (encrypted) view.encrypted = encrypted;
       tunnels.push(view);

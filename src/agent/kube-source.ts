@@ -74,6 +74,7 @@ export function nodeTunnelStatus(t: TunnelView, generation: number | undefined):
     ...(c.installedAt ? { installedAt: c.installedAt } : {}),
     ...(c.rekeyAt ? { rekeyAt: c.rekeyAt } : {}),
   }));
+  if (t.espBlocked) s.espBlocked = { since: t.espBlocked.since, message: t.espBlocked.message.slice(0, 1024) };
   if (t.encrypted) {
     const e = t.encrypted;
     s.encrypted = {

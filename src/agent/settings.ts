@@ -64,6 +64,25 @@ export const AgentSettings = z.object({
       restore: z.boolean().default(true),
     })
     .default({ enabled: true, interval: '5s', restore: true }),
+  /**
+   * ESP blocked (src/agent/esp-block.ts): when a plain-ESP CHILD SA sends at least `minPackets` in `window` and
+   * receives nothing while the peer answers IKE, renegotiate the tunnel with forced UDP encapsulation.
+   */
+  espBlockedFallback: z
+    .object({
+      enabled: z.boolean().default(true),
+      interval: z
+        .string()
+        .regex(/^\d+(ms|s|m)$/, 'a duration such as 2s or 500ms')
+        .refine((d) => (parseDuration(d) ?? 0) >= 100, 'at least 100ms')
+        .default('2s'),
+      window: z
+        .string()
+        .regex(/^\d+(ms|s|m)$/, 'a duration such as 10s')
+        .default('10s'),
+      minPackets: z.int().min(1).default(10),
+    })
+    .default({ enabled: true, interval: '2s', window: '10s', minPackets: 10 }),
   logLevel: z.enum(['trace', 'debug', 'info', 'warn', 'error']).default('info'),
 });
 export type AgentSettings = z.infer<typeof AgentSettings>;

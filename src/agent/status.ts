@@ -59,6 +59,8 @@ export interface TunnelView {
   mtu?: import('./mtu-controller.js').TunnelMtuView;
   /** Proof of encryption (src/agent/encryption-check.ts). */
   encrypted?: import('./encryption-check.js').EncryptionView;
+  /** ESP was found blocked on the path; the tunnel uses forced UDP encapsulation since then. */
+  espBlocked?: { since: string; message: string };
 }
 
 export interface AgentStatus {
@@ -170,6 +172,7 @@ export function formatStatus(s: AgentStatus): string {
       );
       lines.push(`    ${c.localTs.join(',')} === ${c.remoteTs.join(',')}${c.rekeyAt ? `  rekey ${c.rekeyAt}` : ''}`);
     }
+    if (t.espBlocked) lines.push(`  esp blocked since ${t.espBlocked.since}: ${t.espBlocked.message}`);
     if (t.encrypted) {
       const e = t.encrypted;
       lines.push(

@@ -84,6 +84,15 @@ export const NodeTunnelStatus = doc(
     generation: doc(z.int().min(0).optional(), 'Tunnel generation the agent has applied.'),
     ikeSA: IkeSaStatus.optional(),
     childSAs: doc(z.array(ChildSaStatus).max(64).optional(), 'CHILD SAs of this tunnel.'),
+    espBlocked: doc(
+      z
+        .object({
+          since: doc(z.string().max(64), 'When the agent found ESP blocked and moved to UDP encapsulation.'),
+          message: doc(z.string().max(1024), 'What it observed.'),
+        })
+        .optional(),
+      'ESP (IP protocol 50) is blocked on the path: the tunnel uses forced UDP encapsulation.',
+    ),
     encrypted: doc(
       z
         .object({
