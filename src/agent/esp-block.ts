@@ -8,7 +8,8 @@
  * in status.
  *
  * It can be fooled by traffic that only flows one way (a UDP stream into a sink on the other side): then the
- * tunnel moves to UDP encapsulation needlessly, which costs 8 bytes per packet and nothing else.
+ * tunnel is renegotiated onto UDP encapsulation needlessly (a short gap, then 8 bytes more per packet). That is why
+ * AgentSettings.espBlockedFallback is off by default.
  */
 import type { Logger } from 'pino';
 import type { IkeSa } from '../ike/sa/ike-sa.js';

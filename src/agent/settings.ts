@@ -67,10 +67,12 @@ export const AgentSettings = z.object({
   /**
    * ESP blocked (src/agent/esp-block.ts): when a plain-ESP CHILD SA sends at least `minPackets` in `window` and
    * receives nothing while the peer answers IKE, renegotiate the tunnel with forced UDP encapsulation.
+   * Off by default: traffic that only flows one way (a UDP stream into a sink) looks the same from one gateway, and
+   * the switch renegotiates the tunnel (a short gap). Default-on needs a probe the peer must answer over ESP.
    */
   espBlockedFallback: z
     .object({
-      enabled: z.boolean().default(true),
+      enabled: z.boolean().default(false),
       interval: z
         .string()
         .regex(/^\d+(ms|s|m)$/, 'a duration such as 2s or 500ms')
@@ -82,7 +84,7 @@ export const AgentSettings = z.object({
         .default('10s'),
       minPackets: z.int().min(1).default(10),
     })
-    .default({ enabled: true, interval: '2s', window: '10s', minPackets: 10 }),
+    .default({ enabled: false, interval: '2s', window: '10s', minPackets: 10 }),
   logLevel: z.enum(['trace', 'debug', 'info', 'warn', 'error']).default('info'),
 });
 export type AgentSettings = z.infer<typeof AgentSettings>;

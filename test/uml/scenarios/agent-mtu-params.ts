@@ -19,3 +19,6 @@ export const MTU_PHASES: { name: MtuPhaseName; mtu: Record<string, unknown>; tim
 
 /** Proof-of-encryption scenario (agent-proof.ts): the check's interval. */
 export const PROOF_INTERVAL_MS = 1000;
+
+/** ESP-blocked scenario (agent-esp-block.ts): how long the phase without the fallback watches pings fail. */
+export const ESP_BLOCK_OFF_MS = 8000;
