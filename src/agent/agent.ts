@@ -23,10 +23,8 @@ import { sameIdentity } from '../ike/tasks/ike-auth.js';
 import { canonical } from '../operator/plan.js';
 import { DEFAULT_OWNERSHIP } from '../xfrm/ownership.js';
 import type { XfrmEvent } from '../xfrm/socket.js';
-import { EncryptionCheck, expectedChildren } from './encryption-check.js';
-import { EspBlockDetector } from './esp-block.js';
+import { DataplaneGuards } from './dataplane-guards.js';
 import type { AgentMetrics } from './metrics.js';
-import { MtuController, mtuInputs } from './mtu-controller.js';
 import { peerConfig, TunnelConfigError, tunnelKey } from './peers.js';
 import type { AgentSettings } from './settings.js';
 import type { AgentStatus, ChildSaView, ErrorView, IkeSaView, TunnelView } from './status.js';
@@ -96,57 +94,25 @@ export class Agent implements ConfigLookup<PeerConfig> {
   private problems: AgentStatus['configProblems'] = [];
   private keepaliveTimer: (() => void) | undefined;
   private readonly log: Logger;
-  /** Route MTU and MSS clamping for the installed CHILD SAs (XFRM data plane only). */
-  private readonly mtu: MtuController | undefined;
-  /** Proof of encryption: our policies in the kernel for every installed CHILD SA (XFRM data plane only). */
-  private readonly encryption: EncryptionCheck | undefined;
-  /** ESP-blocked fallback: tunnels moved to forced UDP encapsulation, with when and why. */
-  private readonly espBlock: EspBlockDetector | undefined;
+  /** Route MTU / MSS clamping, proof of encryption, ESP-blocked fallback (src/agent/dataplane-guards.ts). */
+  private readonly guards: DataplaneGuards;
+  /** Tunnels moved to forced UDP encapsulation because ESP was blocked, with when and why. */
   private readonly forcedEncap = new Map<string, { since: string; message: string }>();
 
   constructor(private readonly o: AgentOptions) {
     this.log = o.logger;
     const s = o.settings;
-    this.mtu =
-      s.mtu.enabled && o.dataplane === 'netlink'
-        ? new MtuController({
-            settings: s.mtu,
-            inputs: () => mtuInputs(this.engine.ikeSas()),
-            logger: o.logger,
-            stateDir: s.stateDir,
-          })
-        : undefined;
-    const k = o.kernel;
-    this.encryption =
-      s.encryptionCheck.enabled && k.dumpPolicies
-        ? new EncryptionCheck({
-            intervalMs: parseDuration(s.encryptionCheck.interval) ?? 5000,
-            restore: s.encryptionCheck.restore,
-            children: () => expectedChildren(this.engine.ikeSas()),
-            tunnels: () => [...this.tunnels.keys()],
-            dumpPolicies: () => k.dumpPolicies!(),
-            addPolicy: (p) => k.addPolicy(p),
-            outPackets: async (spi, destination) => (await k.querySa({ spi, protocol: 'esp', destination }))?.packets,
-            logger: o.logger,
-            wallNow: () => o.clock.wallNow(),
-            onResult: (t, v, restored) => o.metrics?.encryptionChecked(t, v.status, restored),
-          })
-        : undefined;
-    const eb = s.espBlockedFallback;
-    this.espBlock =
-      eb.enabled && k.dumpPolicies
-        ? new EspBlockDetector({
-            intervalMs: parseDuration(eb.interval) ?? 2000,
-            windowMs: parseDuration(eb.window) ?? 10_000,
-            minPackets: eb.minPackets,
-            ikeSas: () => this.engine.ikeSas(),
-            checkLiveness: (sa) => this.engine.checkLiveness(sa),
-            counters: (spi, destination) => k.querySa({ spi, protocol: 'esp', destination }),
-            now: () => o.clock.now(),
-            onBlocked: (key, message) => this.forceEncapsulation(key, message),
-            logger: o.logger,
-          })
-        : undefined;
+    this.guards = new DataplaneGuards({
+      settings: s,
+      kernel: o.kernel,
+      logger: o.logger,
+      clock: o.clock,
+      metrics: o.metrics,
+      ikeSas: () => this.engine.ikeSas(),
+      checkLiveness: (sa) => this.engine.checkLiveness(sa),
+      tunnels: () => [...this.tunnels.keys()],
+      onEspBlocked: (key, message) => this.forceEncapsulation(key, message),
+    });
     this.transport =
       o.transport ??
       new UdpTransport({
@@ -200,9 +166,7 @@ export class Agent implements ConfigLookup<PeerConfig> {
       this.o.clock.setTimer(120_000, () => void this.dropStale(undefined, 'stale after restart'));
     }
     k.onEvent?.((ev) => this.onKernelEvent(ev));
-    this.mtu?.start();
-    this.encryption?.start();
-    this.espBlock?.start();
+    this.guards.start();
     const tick = () => {
       // NAT keepalives (RFC 3948 §2.3) for IKE SAs whose own side is behind a NAT.
       for (const sa of this.engine.ikeSas()) {
@@ -224,14 +188,13 @@ export class Agent implements ConfigLookup<PeerConfig> {
 
   async stop(): Promise<void> {
     this.keepaliveTimer?.();
-    this.encryption?.stop();
-    this.espBlock?.stop();
+    this.guards.halt();
     for (const key of this.tunnels.keys()) this.engine.terminate(key, 'agent stopping');
     // Give the DELETEs a moment to leave, then stop.
     await new Promise((r) => setTimeout(r, 200));
     this.engine.shutdown();
     await this.engine.idle();
-    await this.mtu?.stop();
+    await this.guards.stop();
     await this.transport.stop();
     this.log.info({ event: 'agent-stopped' }, 'agent stopped');
   }
@@ -491,7 +454,7 @@ export class Agent implements ConfigLookup<PeerConfig> {
 
   private onEvent(e: EngineEvent): void {
     this.o.metrics?.onEngineEvent(e);
-    if (e.type === 'child-installed' || e.type === 'child-deleted' || e.type === 'ike-deleted') this.mtu?.poke();
+    if (e.type === 'child-installed' || e.type === 'child-deleted' || e.type === 'ike-deleted') this.guards.changed();
     const tunnel = 'sa' in e ? e.sa.peer : undefined;
     const entry = tunnel ? this.tunnels.get(tunnel) : undefined;
     const base = { event: e.type, tunnel };
@@ -659,11 +622,11 @@ export class Agent implements ConfigLookup<PeerConfig> {
         childSAs: children,
       };
       if (entry.configError) view.configError = entry.configError;
-      const mtu = this.mtu?.view(key);
+      const mtu = this.guards.mtu?.view(key);
       if (mtu) view.mtu = mtu;
       const espBlocked = this.forcedEncap.get(key);
       if (espBlocked) view.espBlocked = espBlocked;
-      const encrypted = this.encryption?.view(key);
+      const encrypted = this.guards.encryption?.view(key);
       if (encrypted) view.encrypted = encrypted;
       tunnels.push(view);
     }
