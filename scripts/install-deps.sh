@@ -10,7 +10,7 @@ PKGS=(iproute2 kmod user-mode-linux tcpdump nftables curl util-linux
   strongswan-charon strongswan-swanctl strongswan-libcharon libcharon-extra-plugins
   libstrongswan-standard-plugins libstrongswan-extra-plugins
   # agent scenarios in UML (test/uml/agent-*): ping, iptables-legacy masquerade (the UML kernel has no nftables ip
-  # family), conntrack -F
+  # family), conntrack -F; the agent's MSS clamping uses nftables and falls back to iptables-legacy (xt_TCPMSS) there
   iputils-ping iptables conntrack
   # certificate tests (test/support/certs.ts) make their CAs and certificates with the openssl CLI
   openssl)

@@ -24,6 +24,7 @@ import { sameIdentity } from '../ike/tasks/ike-auth.js';
 import { canonical } from '../operator/plan.js';
 import { DEFAULT_OWNERSHIP } from '../xfrm/ownership.js';
 import type { XfrmEvent } from '../xfrm/socket.js';
+import { DataplaneGuards } from './dataplane-guards.js';
 import type { AddressControl } from './floating.js';
 import type { AgentMetrics } from './metrics.js';
 import { peerConfig, TunnelConfigError, tunnelKey } from './peers.js';
@@ -69,6 +70,7 @@ export interface DataplaneExtras {
   onEvent(fn: (ev: XfrmEvent) => void): () => void;
   installBypass(ports: number[]): Promise<void>;
   setResting(list: import('./xfrm-kernel.js').RestingPolicy[]): Promise<void>;
+  dumpPolicies(): Promise<import('../xfrm/messages.js').XfrmPolicy[]>;
   owned(): Promise<{
     sas: import('../xfrm/messages.js').XfrmSa[];
     policies: import('../xfrm/messages.js').XfrmPolicy[];
@@ -115,10 +117,25 @@ export class Agent implements ConfigLookup<PeerConfig> {
   private problems: AgentStatus['configProblems'] = [];
   private keepaliveTimer: (() => void) | undefined;
   private readonly log: Logger;
+  /** Route MTU / MSS clamping, proof of encryption, ESP-blocked fallback (src/agent/dataplane-guards.ts). */
+  private readonly guards: DataplaneGuards;
+  /** Tunnels moved to forced UDP encapsulation because ESP was blocked, with when and why. */
+  private readonly forcedEncap = new Map<string, { since: string; message: string }>();
 
   constructor(private readonly o: AgentOptions) {
     this.log = o.logger;
     const s = o.settings;
+    this.guards = new DataplaneGuards({
+      settings: s,
+      kernel: o.kernel,
+      logger: o.logger,
+      clock: o.clock,
+      metrics: o.metrics,
+      ikeSas: () => this.engine.ikeSas(),
+      checkLiveness: (sa) => this.engine.checkLiveness(sa),
+      tunnels: () => [...this.tunnels.keys()],
+      onEspBlocked: (key, message) => this.forceEncapsulation(key, message),
+    });
     this.transport =
       o.transport ??
       new UdpTransport({
@@ -172,6 +189,7 @@ export class Agent implements ConfigLookup<PeerConfig> {
       this.o.clock.setTimer(120_000, () => void this.dropStale(undefined, 'stale after restart'));
     }
     k.onEvent?.((ev) => this.onKernelEvent(ev));
+    this.guards.start();
     const tick = () => {
       // NAT keepalives (RFC 3948 §2.3) for IKE SAs whose own side is behind a NAT.
       for (const sa of this.engine.ikeSas()) {
@@ -193,6 +211,7 @@ export class Agent implements ConfigLookup<PeerConfig> {
 
   async stop(): Promise<void> {
     this.keepaliveTimer?.();
+    this.guards.halt();
     for (const key of this.tunnels.keys()) this.engine.terminate(key, 'agent stopping');
     // Give the DELETEs a moment to leave, then stop.
     await new Promise((r) => setTimeout(r, 200));
@@ -200,6 +219,7 @@ export class Agent implements ConfigLookup<PeerConfig> {
     await this.engine.idle();
     // A stopping gateway gives its floating addresses up for the next elected node.
     for (const a of [...this.floating]) await this.releaseFloating(a, true);
+    await this.guards.stop();
     await this.transport.stop();
     this.log.info({ event: 'agent-stopped' }, 'agent stopped');
   }
@@ -243,6 +263,7 @@ export class Agent implements ConfigLookup<PeerConfig> {
     for (const [key, entry] of this.tunnels) {
       if (!wanted.has(key)) {
         this.tunnels.delete(key);
+        this.forcedEncap.delete(key);
         this.engine.terminate(key, 'tunnel removed from the configuration');
         this.log.info({ event: 'tunnel-removed', tunnel: key }, `tunnel ${key} removed`);
         void entry;
@@ -279,6 +300,9 @@ export class Agent implements ConfigLookup<PeerConfig> {
             tries: this.o.settings.retransmit.tries,
           },
         });
+        // ESP was found blocked on this path: stay on UDP encapsulation across configuration changes.
+        if (this.forcedEncap.has(key) && entry.config.natt === 'auto')
+          entry.config = { ...entry.config, natt: 'force' };
         const failed = this.floatingFailed.get(spec.local.address);
         if (spec.local.floating && failed) throw new TunnelConfigError('FloatingAddressFailed', failed);
         if (!this.o.settings.addresses.includes(spec.local.address) && !this.floating.has(spec.local.address)) {
@@ -350,6 +374,19 @@ export class Agent implements ConfigLookup<PeerConfig> {
     } catch (e) {
       this.log.error({ event: 'floating-address-failed', address: a }, (e as Error).message);
     }
+  }
+
+  /** ESP is blocked towards this tunnel's peer: renegotiate with forced UDP encapsulation (src/agent/esp-block.ts). */
+  private forceEncapsulation(key: string, message: string): void {
+    const entry = this.tunnels.get(key);
+    const config = entry?.config;
+    if (!entry || config?.natt !== 'auto') return;
+    entry.config = { ...config, natt: 'force' };
+    this.forcedEncap.set(key, { since: new Date(this.o.clock.wallNow()).toISOString(), message });
+    this.log.warn({ event: 'esp-blocked', tunnel: key }, message);
+    this.engine.terminate(key, 'ESP blocked; moving to UDP encapsulation');
+    const sa = this.engine.initiate(entry.config);
+    this.o.metrics?.initiated(sa.uid);
   }
 
   /** A reqid in the owned range for a tunnel, stable while the tunnel exists (probing past collisions). */
@@ -527,6 +564,7 @@ export class Agent implements ConfigLookup<PeerConfig> {
 
   private onEvent(e: EngineEvent): void {
     this.o.metrics?.onEngineEvent(e);
+    if (e.type === 'child-installed' || e.type === 'child-deleted' || e.type === 'ike-deleted') this.guards.changed();
     const tunnel = 'sa' in e ? e.sa.peer : undefined;
     const entry = tunnel ? this.tunnels.get(tunnel) : undefined;
     const base = { event: e.type, tunnel };
@@ -694,6 +732,12 @@ export class Agent implements ConfigLookup<PeerConfig> {
         childSAs: children,
       };
       if (entry.configError) view.configError = entry.configError;
+      const mtu = this.guards.mtu?.view(key);
+      if (mtu) view.mtu = mtu;
+      const espBlocked = this.forcedEncap.get(key);
+      if (espBlocked) view.espBlocked = espBlocked;
+      const encrypted = this.guards.encryption?.view(key);
+      if (encrypted) view.encrypted = encrypted;
       tunnels.push(view);
     }
     return {

@@ -74,6 +74,30 @@ export function nodeTunnelStatus(t: TunnelView, generation: number | undefined):
     ...(c.installedAt ? { installedAt: c.installedAt } : {}),
     ...(c.rekeyAt ? { rekeyAt: c.rekeyAt } : {}),
   }));
+  if (t.espBlocked) s.espBlocked = { since: t.espBlocked.since, message: t.espBlocked.message.slice(0, 1024) };
+  if (t.encrypted) {
+    const e = t.encrypted;
+    s.encrypted = {
+      status: e.status,
+      reason: e.reason.slice(0, 128),
+      message: e.message.slice(0, 4096),
+      lastTransitionTime: e.lastTransitionTime,
+      checkedAt: e.checkedAt,
+      restored: e.restored,
+    };
+  }
+  if (t.mtu) {
+    const m = t.mtu;
+    s.mtu = {
+      underlayMtu: m.underlayMtu,
+      innerMtu: m.innerMtu,
+      overhead: m.overhead,
+      mss: m.mss,
+      clamp: m.clamp,
+      routeMtu: m.routeMtu,
+      ...(m.error ? { error: `${m.error.code}: ${m.error.message}`.slice(0, 1024) } : {}),
+    };
+  }
   const err =
     t.configError ??
     (ike.lastError ? { reason: camel(ike.lastError.code), message: ike.lastError.message } : undefined);

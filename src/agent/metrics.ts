@@ -66,7 +66,25 @@ export class AgentMetrics {
     labelNames: ['tunnel', 'direction'] as const,
     registers: [this.registry],
   });
+  private readonly encrypted = new Gauge({
+    name: 'ipsec_mesh_encrypted',
+    help: 'Proof of encryption per tunnel: 1 policies and SAs in place, 0 not, -1 unknown (no CHILD SA)',
+    labelNames: ['tunnel'] as const,
+    registers: [this.registry],
+  });
+  readonly policyRestores = new Counter({
+    name: 'ipsec_mesh_policy_restores_total',
+    help: 'Kernel policies of installed CHILD SAs found missing or wrong and put back',
+    labelNames: ['tunnel'] as const,
+    registers: [this.registry],
+  });
   private readonly started = new Map<number, number>();
+
+  /** Result of one encryption check of a tunnel (src/agent/encryption-check.ts). */
+  encryptionChecked(tunnel: string, status: 'True' | 'False' | 'Unknown', restored: number): void {
+    this.encrypted.set({ tunnel }, status === 'True' ? 1 : status === 'False' ? 0 : -1);
+    if (restored > 0) this.policyRestores.inc({ tunnel }, restored);
+  }
 
   constructor(
     private readonly snapshot: () => Promise<SaSnapshot>,

@@ -1,7 +1,7 @@
 /** The agent settings file (`agent.yaml` in standalone mode): local addresses, node name, ports, state directory. */
 import { isIP } from 'node:net';
 import { z } from 'zod';
-import { API_VERSION } from '../api/common.js';
+import { API_VERSION, parseDuration } from '../api/common.js';
 
 export const AgentSettings = z.object({
   apiVersion: z.literal(API_VERSION),
@@ -40,6 +40,57 @@ export const AgentSettings = z.object({
   /** Prometheus metrics on this port (0: off). */
   metricsPort: z.int().min(0).max(65535).default(0),
   metricsAddress: z.string().default('0.0.0.0'),
+  /**
+   * Path MTU and TCP MSS for the tunnels (src/agent/mtu*.ts): the route to each remote subnet gets the MTU that
+   * fits inside ESP on the underlay, and forwarded TCP SYNs to/from remote subnets get their MSS clamped.
+   */
+  mtu: z
+    .object({
+      enabled: z.boolean().default(true),
+      /** Underlay path MTU between the gateways; default: the MTU of the route/interface towards each peer. */
+      underlayMtu: z.int().min(576).max(65535).optional(),
+      clampMss: z.boolean().default(true),
+      routeMtu: z.boolean().default(true),
+      /** Netfilter tool for clamping: auto tries nftables first and falls back to iptables-legacy. */
+      backend: z.enum(['auto', 'nftables', 'iptables-legacy']).default('auto'),
+    })
+    .default({ enabled: true, clampMss: true, routeMtu: true, backend: 'auto' }),
+  /**
+   * Proof of encryption (src/agent/encryption-check.ts): every interval, check that each installed CHILD SA's
+   * subnet pairs are held by our kernel policies and its outbound SA exists; restore missing policies.
+   */
+  encryptionCheck: z
+    .object({
+      enabled: z.boolean().default(true),
+      interval: z
+        .string()
+        .regex(/^\d+(ms|s|m)$/, 'a duration such as 5s or 500ms')
+        .refine((d) => (parseDuration(d) ?? 0) >= 100, 'at least 100ms')
+        .default('5s'),
+      restore: z.boolean().default(true),
+    })
+    .default({ enabled: true, interval: '5s', restore: true }),
+  /**
+   * ESP blocked (src/agent/esp-block.ts): when a plain-ESP CHILD SA sends at least `minPackets` in `window` and
+   * receives nothing while the peer answers IKE, renegotiate the tunnel with forced UDP encapsulation.
+   * Off by default: traffic that only flows one way (a UDP stream into a sink) looks the same from one gateway, and
+   * the switch renegotiates the tunnel (a short gap). Default-on needs a probe the peer must answer over ESP.
+   */
+  espBlockedFallback: z
+    .object({
+      enabled: z.boolean().default(false),
+      interval: z
+        .string()
+        .regex(/^\d+(ms|s|m)$/, 'a duration such as 2s or 500ms')
+        .refine((d) => (parseDuration(d) ?? 0) >= 100, 'at least 100ms')
+        .default('2s'),
+      window: z
+        .string()
+        .regex(/^\d+(ms|s|m)$/, 'a duration such as 10s')
+        .default('10s'),
+      minPackets: z.int().min(1).default(10),
+    })
+    .default({ enabled: false, interval: '2s', window: '10s', minPackets: 10 }),
   logLevel: z.enum(['trace', 'debug', 'info', 'warn', 'error']).default('info'),
 });
 export type AgentSettings = z.infer<typeof AgentSettings>;

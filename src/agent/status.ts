@@ -55,6 +55,12 @@ export interface TunnelView {
   childSAs: ChildSaView[];
   /** The tunnel's configuration could not be used (missing secret, bad proposal, ...). */
   configError?: { reason: string; message: string };
+  /** Route MTU and MSS clamping applied for this tunnel (src/agent/mtu-controller.ts). */
+  mtu?: import('./mtu-controller.js').TunnelMtuView;
+  /** Proof of encryption (src/agent/encryption-check.ts). */
+  encrypted?: import('./encryption-check.js').EncryptionView;
+  /** ESP was found blocked on the path; the tunnel uses forced UDP encapsulation since then. */
+  espBlocked?: { since: string; message: string };
 }
 
 export interface AgentStatus {
@@ -165,6 +171,23 @@ export function formatStatus(s: AgentStatus): string {
           `${c.bytesIn !== undefined ? ` in ${c.bytesIn}B/${c.packetsIn}p out ${c.bytesOut}B/${c.packetsOut}p` : ''}`,
       );
       lines.push(`    ${c.localTs.join(',')} === ${c.remoteTs.join(',')}${c.rekeyAt ? `  rekey ${c.rekeyAt}` : ''}`);
+    }
+    if (t.espBlocked) lines.push(`  esp blocked since ${t.espBlocked.since}: ${t.espBlocked.message}`);
+    if (t.encrypted) {
+      const e = t.encrypted;
+      lines.push(
+        `  encrypted ${e.status} ${e.reason} (checked ${e.checkedAt}${e.restored ? `, ${e.restored} policies restored` : ''}): ${e.message}`,
+      );
+    }
+    if (t.mtu) {
+      const m = t.mtu;
+      lines.push(
+        m.error && m.innerMtu === 0
+          ? `  mtu error ${m.error.code}: ${m.error.message}`
+          : `  mtu underlay ${m.underlayMtu} (${m.underlaySource}) - esp ${m.overhead} = inner ${m.innerMtu}, ` +
+              `mss ${m.mss} clamp ${m.clamp}, route mtu ${m.routeMtu ? 'set' : 'not set'}` +
+              `${m.error ? `; error ${m.error.code}: ${m.error.message}` : ''}`,
+      );
     }
     if (ike.lastError)
       lines.push(`  last error ${ike.lastError.code} at ${ike.lastError.at}: ${ike.lastError.message}`);

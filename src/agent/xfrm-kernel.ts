@@ -317,6 +317,11 @@ export class XfrmKernel implements KernelIpsec {
     };
   }
 
+  /** Every policy in the kernel, ours or not (the encryption check looks for what shadows ours too). */
+  dumpPolicies(): Promise<XfrmPolicy[]> {
+    return this.socket.dumpPolicies();
+  }
+
   async deleteXfrmSa(sa: XfrmSa): Promise<void> {
     await this.ignoreMissing(() =>
       this.socket.deleteSa({

@@ -196,7 +196,7 @@ export const Condition = doc(
   z.object({
     type: doc(
       z.string().max(316),
-      'Type of the condition: Ready, Accepted, IKEEstablished, ChildSAInstalled, Degraded.',
+      'Type of the condition: Ready, Accepted, IKEEstablished, ChildSAInstalled, Encrypted, Degraded.',
     ),
     status: doc(ConditionStatus, 'Status of the condition: True, False or Unknown.'),
     observedGeneration: doc(

@@ -88,6 +88,42 @@ export const NodeTunnelStatus = doc(
     generation: doc(z.int().min(0).optional(), 'Tunnel generation the agent has applied.'),
     ikeSA: IkeSaStatus.optional(),
     childSAs: doc(z.array(ChildSaStatus).max(64).optional(), 'CHILD SAs of this tunnel.'),
+    espBlocked: doc(
+      z
+        .object({
+          since: doc(z.string().max(64), 'When the agent found ESP blocked and moved to UDP encapsulation.'),
+          message: doc(z.string().max(1024), 'What it observed.'),
+        })
+        .optional(),
+      'ESP (IP protocol 50) is blocked on the path: the tunnel uses forced UDP encapsulation.',
+    ),
+    encrypted: doc(
+      z
+        .object({
+          status: doc(z.enum(['True', 'False', 'Unknown']), 'Whether our policies and SAs hold every subnet pair.'),
+          reason: doc(z.string().max(128), 'CamelCase reason (PoliciesInPlace, PolicyMissing, ...).'),
+          message: doc(z.string().max(4096), 'What the check found.'),
+          lastTransitionTime: doc(z.string().max(64), 'When the status last changed.'),
+          checkedAt: doc(z.string().max(64), 'When the check last ran.'),
+          restored: doc(z.int().min(0), 'Kernel policies the check put back since the agent started.'),
+        })
+        .optional(),
+      'Proof of encryption: the kernel policies and outbound SAs of the installed CHILD SAs.',
+    ),
+    mtu: doc(
+      z
+        .object({
+          underlayMtu: doc(z.int().min(0).max(65535), 'Underlay path MTU between the gateways.'),
+          innerMtu: doc(z.int().min(0).max(65535), 'Largest inner packet that fits in ESP (route MTU).'),
+          overhead: doc(z.int().min(0).max(65535), 'ESP overhead at this MTU (headers, IV, padding, ICV).'),
+          mss: doc(z.int().min(0).max(65535), 'TCP MSS clamped to for IPv4 inner traffic.'),
+          clamp: doc(z.enum(['nftables', 'iptables-legacy', 'off', 'failed']), 'How MSS clamping is done.'),
+          routeMtu: doc(z.boolean(), 'Whether the remote subnets’ routes carry the inner MTU.'),
+          error: doc(z.string().max(1024).optional(), 'Why MTU handling failed, if it did.'),
+        })
+        .optional(),
+      'Path MTU and TCP MSS clamping for this tunnel.',
+    ),
     error: doc(
       z
         .object({

@@ -345,6 +345,8 @@ export function tunnelStatus(inp: StatusInput): IPsecTunnelStatus {
   let degraded: Omit<Condition, 'lastTransitionTime'> = cond('Degraded', 'False', 'AsExpected', 'no problems');
   let ike = cond('IKEEstablished', 'Unknown', 'NoGateway', 'no gateway assigned');
   let child = cond('ChildSAInstalled', 'Unknown', 'NoGateway', 'no gateway assigned');
+  /** Proof of encryption from the gateway's agent (only when it reports one). */
+  let encrypted: Omit<Condition, 'lastTransitionTime'> | undefined;
 
   const problem: Problem | undefined = !inp.acceptance.ok
     ? inp.acceptance.problem
@@ -394,6 +396,11 @@ export function tunnelStatus(inp: StatusInput): IPsecTunnelStatus {
           installed > 0
             ? cond('ChildSAInstalled', 'True', 'Installed', `${installed} CHILD SA(s) installed`)
             : cond('ChildSAInstalled', 'False', 'NotInstalled', 'no CHILD SA installed');
+        if (a.encrypted) {
+          encrypted = cond('Encrypted', a.encrypted.status, a.encrypted.reason, a.encrypted.message);
+          if (a.encrypted.status === 'False')
+            degraded = cond('Degraded', 'True', a.encrypted.reason, a.encrypted.message);
+        }
         if (a.error) {
           ready = cond('Ready', 'False', a.error.reason, a.error.message);
           degraded = cond('Degraded', 'True', a.error.reason, a.error.message);
@@ -405,7 +412,7 @@ export function tunnelStatus(inp: StatusInput): IPsecTunnelStatus {
       }
     }
   }
-  conds.push(ready, ike, child, degraded);
+  conds.push(ready, ike, child, ...(encrypted ? [encrypted] : []), degraded);
   const prev = new Map((inp.previous?.conditions ?? []).map((c) => [c.type, c]));
   const conditions: Condition[] = conds.map((c) => {
     const p = prev.get(c.type);

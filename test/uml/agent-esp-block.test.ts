@@ -1,0 +1,78 @@
+/**
+ * ESP-blocked fallback in User-Mode Linux (real kernel ESP): a router between the gateways drops IP protocol 50 but
+ * passes UDP. One UML boot runs scenarios/agent-esp-block.ts; this file asserts that without the fallback the tunnel
+ * is up and carries nothing (the test can fail), and that with it gateway 1 detects the block, renegotiates with
+ * forced UDP encapsulation, says so in status, and the pings flow; the recovery time is printed. Needs root, Debian
+ * user-mode-linux, iptables (legacy) and tcpdump (scripts/install-deps.sh).
+ */
+import { fileURLToPath } from 'node:url';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { runInUml, type UmlRunResult } from './harness.js';
+import type { EspBlockPhase, EspBlockResult } from './scenarios/agent-esp-block.js';
+import { buildAgentBundle } from './support/bundle.js';
+import { fromWire } from './support/wire.js';
+
+let run: UmlRunResult;
+let out: EspBlockResult;
+const phase = (name: string): EspBlockPhase => {
+  const p = out.phases.find((x) => x.name === name);
+  if (!p) throw new Error(`phase ${name} did not run: ${out.error ?? ''}`);
+  return p;
+};
+
+beforeAll(async () => {
+  run = await runInUml({
+    script: fileURLToPath(new URL('./scenarios/agent-esp-block.ts', import.meta.url)),
+    env: { IPSEC_MESH_AGENT_BUNDLE: buildAgentBundle() },
+    timeoutMs: 200_000,
+  });
+  const line = run.output.split('\n').find((l) => l.startsWith('RESULT '));
+  if (!line) {
+    throw new Error(
+      `UML esp-block scenario failed (exit ${run.exitCode}, timedOut ${run.timedOut}):\n${run.output.slice(-4000)}\n--- console ---\n${run.console.slice(-2000)}`,
+    );
+  }
+  out = fromWire<EspBlockResult>(line.slice('RESULT '.length));
+  console.log(
+    `UML ESP blocked: total ${Math.round(run.durationMs)} ms\n${JSON.stringify(
+      out.phases.map(({ tunnel, peerTunnel, ...p }) => ({
+        ...p,
+        ike: tunnel?.ikeSA.remote,
+        nat: tunnel?.ikeSA.natDetected,
+        encap: tunnel?.childSAs.map((c) => `${c.state}:${c.encapsulation}`),
+        espBlocked: tunnel?.espBlocked,
+      })),
+      null,
+      1,
+    )}`,
+  );
+}, 210_000);
+
+describe('ESP blocked on the path, UDP passes (UML)', () => {
+  it('ran without error', () => {
+    expect(out.error, out.notable?.join('\n')).toBeUndefined();
+  });
+
+  it('without the fallback the tunnel is up but carries nothing: the router drops the ESP', () => {
+    const p = phase('off');
+    expect(p.tunnel?.ikeSA.state).toBe('Established');
+    expect(p.tunnel?.childSAs.some((c) => c.state === 'installed' && !c.encapsulation)).toBe(true);
+    expect(p.sent).toBeGreaterThan(50);
+    expect(p.echoed).toBe(0);
+    expect(p.espDropped).toBeGreaterThan(10);
+    expect(p.espBlockedEvents).toBe(0);
+  });
+
+  it('with the fallback, gateway 1 detects the block and moves to UDP encapsulation; pings flow', () => {
+    const p = phase('fallback');
+    expect(p.blockedAfterMs).toBeDefined();
+    expect(p.echoAfterMs).toBeDefined();
+    expect(p.echoAfterMs).toBeLessThan(20_000);
+    expect(p.echoed).toBeGreaterThan(20);
+    expect(p.tunnel?.espBlocked?.message).toMatch(/ESP \(IP protocol 50\) is blocked on the path/);
+    expect(p.tunnel?.ikeSA.remote).toBe('198.51.100.1:4500');
+    expect(p.tunnel?.childSAs.some((c) => c.state === 'installed' && c.encapsulation)).toBe(true);
+    expect(p.peerTunnel?.childSAs.some((c) => c.state === 'installed' && c.encapsulation)).toBe(true);
+    expect(p.udpEncapForwarded).toBeGreaterThan(20);
+  });
+});

@@ -1,0 +1,156 @@
+/**
+ * Runs INSIDE User-Mode Linux (see ../agent-esp-block.test.ts). A network that passes UDP but drops ESP.
+ *
+ * Gateway 1 (192.0.2.1) and gateway 2 (198.51.100.1) are joined by a router namespace whose FORWARD chain drops IP
+ * protocol 50 (iptables-legacy: the UML kernel has no nftables ip family). Host 1 pings host 2 over UDP every 100 ms.
+ *   phase "off":      agents with espBlockedFallback disabled: the tunnel comes up (IKE is UDP), nothing gets through
+ *   phase "fallback": agents with the fallback (interval 1 s, window 4 s): gateway 1 notices outbound ESP without
+ *                     inbound, checks the peer answers IKE, renegotiates with forced UDP encapsulation; pings flow
+ * Records the echoes per phase, the time from the first ping to the switch and to the first echo, the status, the
+ * router's ESP drop counter and what crossed the router. Prints `RESULT <json>`.
+ */
+import type { TunnelView } from '../../../src/agent/status.js';
+import { type AgentProc, Capture, Lab, Pinger, type Site, sh, sleep, udpEcho, waitFor } from '../support/agents.js';
+import { toWire } from '../support/wire.js';
+import { ESP_BLOCK_OFF_MS } from './agent-mtu-params.js';
+
+const PSK = 'uml esp-block pre-shared key 01234';
+
+export interface EspBlockPhase {
+  name: 'off' | 'fallback';
+  /** Pings sent / echoed while the phase's tunnel was up. */
+  sent: number;
+  echoed: number;
+  /** ms from the first ping of the phase to the esp-blocked event, and to the first echo. */
+  blockedAfterMs?: number;
+  echoAfterMs?: number;
+  espBlockedEvents: number;
+  tunnel?: TunnelView;
+  peerTunnel?: TunnelView;
+  /** ESP packets the router dropped, and ESP-in-UDP packets it forwarded, during the phase. */
+  espDropped: number;
+  udpEncapForwarded: number;
+}
+
+export interface EspBlockResult {
+  error?: string;
+  phases: EspBlockPhase[];
+  notable?: string[];
+  totalMs: number;
+}
+
+function espDrops(rt: string): number {
+  const line = sh(`ip netns exec ${rt} iptables-legacy -w -L FORWARD -v -x -n`)
+    .split('\n')
+    .find((l) => /DROP\s+(esp|50)\b/.test(l));
+  return line ? Number(line.trim().split(/\s+/)[0]) : -1;
+}
+
+async function main(): Promise<EspBlockResult> {
+  const t0 = performance.now();
+  const res: EspBlockResult = { phases: [], totalMs: 0 };
+  const lab = new Lab('espblk');
+  try {
+    const rt = lab.ns('rt');
+    const s1 = lab.site(1, '192.0.2.1', 24, rt, 'p1');
+    const s2 = lab.site(2, '198.51.100.1', 24, rt, 'p2');
+    sh(`ip -n ${rt} addr add 192.0.2.254/24 dev p1 && ip -n ${rt} addr add 198.51.100.254/24 dev p2
+ip netns exec ${rt} sysctl -qw net.ipv4.ip_forward=1
+ip netns exec ${rt} iptables-legacy -w -A FORWARD -p esp -j DROP`);
+    const sites: [Site, Site] = [s1, s2];
+    for (const [s, r, via] of [
+      [s1, s2, '192.0.2.254'],
+      [s2, s1, '198.51.100.254'],
+    ] as const) {
+      sh(`ip netns exec ${s.gw} sysctl -qw net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1`);
+      sh(`ip -n ${s.gw} route add ${r.underlay}/32 via ${via} && ip -n ${s.gw} route add ${r.subnet} via ${via}`);
+    }
+    await udpEcho(lab, s2.host, s2.hostAddress, 7300);
+    let pinger: Pinger | undefined;
+
+    for (const name of ['off', 'fallback'] as const) {
+      const agents: AgentProc[] = sites.map((s) => {
+        const r = s === s1 ? s2 : s1;
+        const a = lab.agent(`site${s.n}-${name}`, s.gw, {
+          addresses: [s.underlay],
+          espBlockedFallback:
+            name === 'off' ? { enabled: false } : { enabled: true, interval: '1s', window: '4s', minPackets: 10 },
+        });
+        a.addTunnel(
+          `to-site${r.n}`,
+          {
+            localAddress: s.underlay,
+            remoteAddress: r.underlay,
+            localSubnets: [s.subnet],
+            remoteSubnets: [r.subnet],
+            localId: `site${s.n}.example`,
+            remoteId: `site${r.n}.example`,
+            ike: ['aes256gcm16-prfsha384-x25519'],
+            esp: ['aes256gcm16'],
+            dpd: '5s',
+          },
+          PSK,
+        );
+        return a;
+      });
+      const [a1, a2] = agents as [AgentProc, AgentProc];
+      for (const a of agents) a.start();
+      await a1.waitUp('to-site2', 60_000);
+      await a2.waitUp('to-site1', 60_000);
+      const drops0 = espDrops(rt);
+      const cap = new Capture(lab, rt, 'p2', 'out');
+      await cap.start();
+      if (!pinger) {
+        pinger = new Pinger(lab, s1.host, s1.hostAddress, s2.hostAddress, 7300, 100);
+        await pinger.start();
+      }
+      const tStart = Date.now();
+      const ph: EspBlockPhase = { name, sent: 0, echoed: 0, espBlockedEvents: 0, espDropped: 0, udpEncapForwarded: 0 };
+      res.phases.push(ph);
+      if (name === 'off') {
+        await sleep(ESP_BLOCK_OFF_MS);
+      } else {
+        const ev = await waitFor('esp-blocked event', () => a1.events('esp-blocked')[0], 40_000).catch(() => undefined);
+        if (ev) ph.blockedAfterMs = Date.now() - tStart;
+        const echo = await pinger.waitEcho(tStart, 40_000).catch(() => undefined);
+        if (echo) ph.echoAfterMs = echo.sentAt + echo.rtt - tStart;
+        await sleep(3000);
+      }
+      const tEnd = Date.now();
+      ph.sent = Math.round((tEnd - tStart) / 100);
+      ph.echoed = pinger.echoes.filter((e) => e.sentAt >= tStart && e.sentAt < tEnd).length;
+      ph.espBlockedEvents = a1.events('esp-blocked').length + a2.events('esp-blocked').length;
+      ph.tunnel = await a1.tunnel('to-site2');
+      ph.peerTunnel = await a2.tunnel('to-site1');
+      ph.espDropped = espDrops(rt) - drops0;
+      await cap.stop();
+      ph.udpEncapForwarded = cap.text().filter((l) => /UDP-encap/.test(l)).length;
+      await Promise.all(agents.map((a) => a.stop()));
+    }
+    pinger?.stop();
+    res.notable = lab.agents
+      .flatMap((a) => a.raw)
+      .filter((l) => /esp-block|"level":(50|60)/.test(l))
+      .slice(0, 40);
+  } catch (e) {
+    res.error = e instanceof Error ? (e.stack ?? e.message) : String(e);
+    res.notable = lab.agents.flatMap((a) => a.raw).slice(-150);
+  } finally {
+    await lab.destroy();
+  }
+  res.totalMs = performance.now() - t0;
+  return res;
+}
+
+if (process.env.IPSEC_MESH_IN_UML !== '1')
+  throw new Error('this scenario runs inside User-Mode Linux (test/uml/harness.ts)');
+main().then(
+  (r) => {
+    process.stdout.write(`RESULT ${toWire(r)}\n`);
+    process.exit(0);
+  },
+  (e: unknown) => {
+    console.error(e);
+    process.exit(1);
+  },
+);
