@@ -114,6 +114,8 @@ export class Controller {
   private readonly secrets = new Map<string, SecretEntry>();
   private readonly secretFetches = new Map<string, Promise<SecretEntry>>();
   private readonly appliedSecretHash = new Map<string, string>();
+  /** The node Secrets' data as last applied (base64 values, as read from the users' Secrets; never logged). */
+  private readonly appliedSecretData = new Map<string, Record<string, string>>();
   private appliedRole = '';
   private readonly agentSeen = new Map<string, Map<string, string>>();
   private readonly configGen = new Map<string, number>();
@@ -694,6 +696,7 @@ export class Controller {
       if (this.appliedSecretHash.has(name) || cfg) {
         await this.client.delete(secretPath).catch(ignoreNotFound);
         this.appliedSecretHash.delete(name);
+        this.appliedSecretData.delete(name);
         this.globalQ.add('rbac');
       }
       return;
@@ -750,8 +753,9 @@ export class Controller {
       name,
       uid: node.metadata.uid ?? '',
     };
-    const secretHash = canonical(data);
-    if (this.appliedSecretHash.get(name) !== secretHash) {
+    const applySecret = async (d: Record<string, string>): Promise<void> => {
+      const secretHash = canonical(d);
+      if (this.appliedSecretHash.get(name) === secretHash) return;
       await this.client.apply(secretPath, {
         apiVersion: 'v1',
         kind: 'Secret',
@@ -761,15 +765,30 @@ export class Controller {
           namespace: this.o.namespace,
           labels: { 'app.kubernetes.io/managed-by': 'ipsec-mesh-operator', 'ipsecmesh.io/node': name },
         },
-        data,
+        data: d,
       });
       const isNew = !this.appliedSecretHash.has(name);
       this.appliedSecretHash.set(name, secretHash);
+      this.appliedSecretData.set(name, d);
       if (isNew) this.globalQ.add('rbac');
-    }
+    };
+    // The agent reads its config and then its Secret: a key must be in the Secret before the config names it, and
+    // stay there until the config no longer does. So: Secret with old and new keys, then config, then new keys only.
+    const prev = this.appliedSecretData.get(name) ?? {};
+    await applySecret({ ...prev, ...data });
     const spec: IPsecNodeConfigSpec = nodeConfigSpec(name, entries, this.o.namespace);
     const ownerOk = cfg?.metadata.ownerReferences?.some((r) => r.uid === nodeOwner.uid);
-    if (cfg && ownerOk && canonical(cfg.spec) === canonical(spec)) return;
+    if (!(cfg && ownerOk && canonical(cfg.spec) === canonical(spec)))
+      await this.applyNodeConfig(cfgPath, name, nodeOwner, spec);
+    await applySecret(data);
+  }
+
+  private async applyNodeConfig(
+    cfgPath: string,
+    name: string,
+    nodeOwner: { apiVersion: string; kind: string; name: string; uid: string },
+    spec: IPsecNodeConfigSpec,
+  ): Promise<void> {
     await this.client.apply(cfgPath, {
       apiVersion: API_VERSION,
       kind: 'IPsecNodeConfig',
