@@ -113,6 +113,8 @@ export class Agent implements ConfigLookup<PeerConfig> {
   private readonly floatingFailed = new Map<string, string>();
   private floatingBusy = false;
   private lastDesired: DesiredTunnels | undefined;
+  /** Key material of the tunnels as last applied (see keepKnownSecrets). */
+  private knownSecrets = new Map<string, Uint8Array>();
   private readonly lastAcquire = new Map<string, number>();
   private problems: AgentStatus['configProblems'] = [];
   private keepaliveTimer: (() => void) | undefined;
@@ -251,7 +253,8 @@ export class Agent implements ConfigLookup<PeerConfig> {
   }
 
   /** Converge the engine on the desired tunnels: start new ones, restart changed ones, delete removed ones. */
-  apply(desired: DesiredTunnels): void {
+  apply(desiredIn: DesiredTunnels): void {
+    const desired = this.keepKnownSecrets(desiredIn);
     this.lastDesired = desired;
     this.problems = desired.problems ?? [];
     const wanted = new Map(desired.tunnels.map((t) => [tunnelKey(t), t]));
@@ -333,6 +336,38 @@ export class Agent implements ConfigLookup<PeerConfig> {
     }
     for (const a of this.floatingFailed.keys()) if (!floatingWanted.has(a)) this.floatingFailed.delete(a);
     void this.converge();
+  }
+
+  /**
+   * A running tunnel whose unchanged spec suddenly lacks its key material (a Secret read between two writes of the
+   * operator, a Secret deleted by mistake) keeps the material it has: tearing a working tunnel down for that would
+   * lose traffic. A tunnel that never had its material still reports SecretNotFound.
+   */
+  private keepKnownSecrets(desired: DesiredTunnels): DesiredTunnels {
+    const secrets = new Map(desired.secrets);
+    const keep = new Map<string, Uint8Array>();
+    for (const t of desired.tunnels) {
+      const key = tunnelKey(t);
+      const running = this.tunnels.get(key)?.config !== undefined;
+      const a = t.auth;
+      const refs = [a.psk?.key, a.certificate?.certKey, a.certificate?.privateKeyKey, a.certificate?.caKey];
+      for (const k of refs) {
+        if (!k) continue;
+        const have = secrets.get(k);
+        const known = this.knownSecrets.get(k);
+        if (have) keep.set(k, have);
+        else if (known && running) {
+          secrets.set(k, known);
+          keep.set(k, known);
+          this.log.warn(
+            { event: 'secret-missing-kept', tunnel: key },
+            `key material ${k} is missing from the desired state; the running tunnel keeps what it has`,
+          );
+        }
+      }
+    }
+    this.knownSecrets = keep;
+    return { ...desired, secrets };
   }
 
   /** Add the wanted floating addresses to the interface and listen on them, then apply the desired state again. */

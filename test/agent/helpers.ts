@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { stringify } from 'yaml';
 import { type AgentStatus, readStatus } from '../../src/agent/status.js';
+import type { Endpoint } from '../../src/ike/ports.js';
 import type { NsPair } from '../support/netns.js';
 
 export const REPO = resolve(import.meta.dirname, '../..');
@@ -144,4 +145,23 @@ export async function waitFor<T>(
     await new Promise((r) => setTimeout(r, 100));
   }
   throw new Error(`timed out waiting for ${what}${last ? ` (last error: ${(last as Error).message})` : ''}`);
+}
+
+/** Two in-process agents wired back to back (no sockets): `a.peer = b; b.peer = a`. */
+export class LoopTransport {
+  peer: LoopTransport | undefined;
+  private receiver: (p: Uint8Array, from: Endpoint, to: Endpoint) => void = () => {};
+  onReceive(r: (p: Uint8Array, from: Endpoint, to: Endpoint) => void): void {
+    this.receiver = r;
+  }
+  async start(): Promise<void> {}
+  async stop(): Promise<void> {}
+  nattSockets(): [] {
+    return [];
+  }
+  keepalive(): void {}
+  send(p: Uint8Array, from: Endpoint, to: Endpoint): void {
+    const copy = p.slice();
+    setImmediate(() => this.peer?.receiver(copy, from, to));
+  }
 }

@@ -13,7 +13,7 @@ import { parseIdentity, peerConfig, TunnelConfigError } from '../../src/agent/pe
 import { SystemClock, systemRandom } from '../../src/agent/runtime.js';
 import type { UdpTransport } from '../../src/agent/transport.js';
 import type { Endpoint } from '../../src/ike/ports.js';
-import { agentDir, tunnel, waitFor } from '../agent/helpers.js';
+import { agentDir, LoopTransport, tunnel, waitFor } from '../agent/helpers.js';
 import { type Issued, TestPki } from '../support/certs.js';
 
 let pki: TestPki;
@@ -154,26 +154,6 @@ describe('certificate tunnels: configuration', () => {
 });
 
 // ---- two agents -------------------------------------------------------------------------------------------------
-
-type Receiver = (p: Uint8Array, from: Endpoint, to: Endpoint) => void;
-
-class LoopTransport {
-  peer: LoopTransport | undefined;
-  private receiver: Receiver = () => {};
-  onReceive(r: Receiver): void {
-    this.receiver = r;
-  }
-  async start(): Promise<void> {}
-  async stop(): Promise<void> {}
-  nattSockets(): [] {
-    return [];
-  }
-  keepalive(): void {}
-  send(p: Uint8Array, from: Endpoint, to: Endpoint): void {
-    const copy = p.slice();
-    setImmediate(() => this.peer?.receiver(copy, from, to));
-  }
-}
 
 const running: Agent[] = [];
 afterEach(async () => {
