@@ -63,10 +63,10 @@ export class Cluster {
 
   async startOperator(extra: string[] = [], identity = `op-${Math.random().toString(36).slice(2, 8)}`) {
     const port = await freePort();
+    // A prebuilt bundle when the test passed one (inside UML compiling through tsx costs tens of seconds).
+    const entry = process.env.IPSEC_MESH_OPERATOR_BUNDLE;
     const args = [
-      '--import',
-      'tsx',
-      runOperatorTs,
+      ...(entry ? [entry] : ['--import', 'tsx', runOperatorTs]),
       '--kubeconfig',
       this.operatorKubeconfig,
       '--namespace',

@@ -11,18 +11,27 @@ import { join } from 'node:path';
 import { REPO } from './agents.js';
 
 export function buildAgentBundle(): string {
+  return buildBundle('agent', join(REPO, 'test/uml/support/agent-entry.ts'));
+}
+
+/** The operator (test/envtest/run-operator.ts) as one file, for scenarios that run clusters inside UML. */
+export function buildOperatorBundle(): string {
+  return buildBundle('operator', join(REPO, 'test/envtest/run-operator.ts'));
+}
+
+function buildBundle(kind: string, entry: string): string {
   const dir = join(REPO, 'node_modules/.cache/ipsec-mesh-uml');
   mkdirSync(dir, { recursive: true });
   // One file per test process (vitest may run several test files at once); bundles of processes gone are removed.
   for (const f of readdirSync(dir)) {
-    const pid = /^agent-(\d+)\.mjs$/.exec(f)?.[1];
+    const pid = /^[a-z]+-(\d+)\.mjs$/.exec(f)?.[1];
     if (pid && !alive(Number(pid))) rmSync(join(dir, f), { force: true });
   }
-  const out = join(dir, `agent-${process.pid}.mjs`);
+  const out = join(dir, `${kind}-${process.pid}.mjs`);
   execFileSync(
     join(REPO, 'node_modules/.bin/esbuild'),
     [
-      join(REPO, 'test/uml/support/agent-entry.ts'),
+      entry,
       '--bundle',
       '--platform=node',
       '--format=esm',
