@@ -7,7 +7,10 @@
  * Every explanation reads `<what happened>. We offered: ... Peer: ... Mismatch: ... Fix: ...` (parts that the
  * protocol does not reveal are left out), so a reader, a test and `ipsec-mesh diagnose` find the fix in one place.
  */
+
+import { formatIp } from '../codec/ip.js';
 import type { Proposal } from '../codec/payloads/sa-types.js';
+import { isAddressRange, type TrafficSelector } from '../codec/payloads/ts.js';
 import { KeId, TransformType } from '../constants.js';
 import { formatProposal, type NoProposalChosenError, type ProposalKind } from '../crypto/proposals.js';
 import { kernelEncryption, kernelIntegrity } from './kernel-algorithms.js';
@@ -150,4 +153,28 @@ export function explainNoResponse(o: {
         ? 'allow UDP 4500 as well as 500 towards the peer, and lower ikeFragmentSize (AgentSettings) if the path MTU is small; `ipsec-mesh diagnose` shows the path MTU'
         : 'check that the peer still runs and the path to it; `ipsec-mesh diagnose` probes UDP 500/4500',
   });
+}
+
+/** One selector as the YAML would say it: a CIDR when the range is a prefix, with protocol/ports only if narrowed. */
+export function selectorText(ts: TrafficSelector): string {
+  if (!isAddressRange(ts)) return `TS type ${ts.tsType}`;
+  const a = ts.startAddress;
+  const b = ts.endAddress;
+  let prefix = 0;
+  let cidr = true;
+  for (let i = 0; i < a.length && cidr; i++) {
+    for (let bit = 7; bit >= 0; bit--) {
+      const x = (a[i]! >> bit) & 1;
+      const y = (b[i]! >> bit) & 1;
+      if (x === y && prefix === i * 8 + (7 - bit)) prefix++;
+      else if (!(x === 0 && y === 1)) cidr = false;
+    }
+  }
+  const addr = cidr ? `${formatIp(a)}/${prefix}` : `${formatIp(a)}-${formatIp(b)}`;
+  const ports = ts.startPort === 0 && ts.endPort === 65535 ? '' : `:${ts.startPort}-${ts.endPort}`;
+  return `${addr}${ts.ipProtocol ? ` proto ${ts.ipProtocol}` : ''}${ports}`;
+}
+
+export function selectorsText(list: readonly TrafficSelector[]): string {
+  return list.length === 0 ? '(none)' : list.map(selectorText).join(', ');
 }

@@ -25,7 +25,7 @@ import type { KeyExchange } from '../crypto/provider.js';
 import { ChildSa } from '../sa/child-sa.js';
 import type { ChildConfig } from '../sa/config.js';
 import type { Failure } from '../sa/events.js';
-import { explainKernelRejection, explainNoProposal, explanation, FIELD } from '../sa/explain.js';
+import { explainKernelRejection, explainNoProposal, explanation, FIELD, selectorsText } from '../sa/explain.js';
 import { bytesToSpi, type IkeSa, IkeSa as Sa, spiToBytes } from '../sa/ike-sa.js';
 import { allWithin, describeSelectors, narrow, selectorVolume } from '../sa/traffic-selectors.js';
 import type { Task, TaskStatus } from './task.js';
@@ -310,9 +310,9 @@ export class ChildCreateTask implements Task<IkeMessage, IkeMessage> {
           code: 'TS_UNACCEPTABLE',
           message: explanation({
             what: `CHILD SA ${config.name} refused with TS_UNACCEPTABLE: the peer has no policy for our subnets`,
-            offered: `${describeSelectors(config.localTs)} === ${describeSelectors(config.remoteTs)}`,
+            offered: `${selectorsText(config.localTs)} === ${selectorsText(config.remoteTs)}`,
             peer: 'answered TS_UNACCEPTABLE; it does not say which subnets it has',
-            mismatch: `the peer's local subnets must cover ${FIELD.remoteSubnets} (${describeSelectors(config.remoteTs)}) and its remote subnets ${FIELD.localSubnets} (${describeSelectors(config.localTs)})`,
+            mismatch: `the peer's local subnets must cover ${FIELD.remoteSubnets} (${selectorsText(config.remoteTs)}) and its remote subnets ${FIELD.localSubnets} (${selectorsText(config.localTs)})`,
             fix: `make ${FIELD.localSubnets}/${FIELD.remoteSubnets} the mirror image of the peer's remote/local subnets`,
           }),
           notify: type,
@@ -348,7 +348,7 @@ export class ChildCreateTask implements Task<IkeMessage, IkeMessage> {
           code: 'INVALID_SYNTAX',
           message: explanation({
             what: `CHILD SA ${config.name} refused with INVALID_SYNTAX: the peer could not parse our request`,
-            offered: `${offered || '(none)'} for ${describeSelectors(config.localTs)} === ${describeSelectors(config.remoteTs)}`,
+            offered: `${offered || '(none)'} for ${selectorsText(config.localTs)} === ${selectorsText(config.remoteTs)}`,
             peer: 'answered INVALID_SYNTAX (IKEv2 does not say which part it disliked)',
             fix: `check the peer's log for the payload it rejected; a plain proposal such as \`aes256-sha256\` in ${FIELD.espProposals} rules out an algorithm its parser does not know`,
           }),
@@ -425,11 +425,11 @@ export class ChildCreateTask implements Task<IkeMessage, IkeMessage> {
         message: explanation({
           what: `no CHILD SA of tunnel ${sa.config.name} matches the initiator's subnets; answered TS_UNACCEPTABLE`,
           offered: sa.config.children
-            .map((c) => `${describeSelectors(c.localTs)} === ${describeSelectors(c.remoteTs)}`)
+            .map((c) => `${selectorsText(c.localTs)} === ${selectorsText(c.remoteTs)}`)
             .join('; '),
-          peer: `proposes ${describeSelectors(tsi.selectors)} (its side) === ${describeSelectors(tsr.selectors)} (ours)`,
-          mismatch: `the peer's ${describeSelectors(tsi.selectors)} is not within ${FIELD.remoteSubnets} or its ${describeSelectors(tsr.selectors)} is not within ${FIELD.localSubnets}`,
-          fix: `set ${FIELD.remoteSubnets} to ${describeSelectors(tsi.selectors)} and ${FIELD.localSubnets} to ${describeSelectors(tsr.selectors)}, or change the peer's subnets to mirror ours`,
+          peer: `proposes ${selectorsText(tsi.selectors)} (its side) === ${selectorsText(tsr.selectors)} (ours)`,
+          mismatch: `the peer's ${selectorsText(tsi.selectors)} is not within ${FIELD.remoteSubnets} or its ${selectorsText(tsr.selectors)} is not within ${FIELD.localSubnets}`,
+          fix: `set ${FIELD.remoteSubnets} to ${selectorsText(tsi.selectors)} and ${FIELD.localSubnets} to ${selectorsText(tsr.selectors)}, or change the peer's subnets to mirror ours`,
         }),
       });
     }
@@ -441,10 +441,10 @@ export class ChildCreateTask implements Task<IkeMessage, IkeMessage> {
         code: 'TS_UNACCEPTABLE',
         message: explanation({
           what: `the initiator's subnets do not overlap CHILD SA ${config.name}; answered TS_UNACCEPTABLE`,
-          offered: `${describeSelectors(config.localTs)} === ${describeSelectors(config.remoteTs)}`,
-          peer: `proposes ${describeSelectors(tsi.selectors)} (its side) === ${describeSelectors(tsr.selectors)} (ours)`,
-          mismatch: `we allow ${describeSelectors(config.remoteTs)} === ${describeSelectors(config.localTs)} from the peer's view`,
-          fix: `set ${FIELD.remoteSubnets} to ${describeSelectors(tsi.selectors)} and ${FIELD.localSubnets} to ${describeSelectors(tsr.selectors)}, or change the peer's subnets to mirror ours`,
+          offered: `${selectorsText(config.localTs)} === ${selectorsText(config.remoteTs)}`,
+          peer: `proposes ${selectorsText(tsi.selectors)} (its side) === ${selectorsText(tsr.selectors)} (ours)`,
+          mismatch: `we allow ${selectorsText(config.remoteTs)} === ${selectorsText(config.localTs)} from the peer's view`,
+          fix: `set ${FIELD.remoteSubnets} to ${selectorsText(tsi.selectors)} and ${FIELD.localSubnets} to ${selectorsText(tsr.selectors)}, or change the peer's subnets to mirror ours`,
         }),
       });
     }

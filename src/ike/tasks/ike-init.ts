@@ -256,17 +256,6 @@ export class IkeInitTask implements Task<IkeMessage, IkeMessage> {
     const nonceP = Sa.payload(req, PayloadType.NONCE);
     if (!saP || !keP || !nonceP) {
       this.error = { notify: NotifyType.INVALID_SYNTAX };
-      const missing = [!saP && 'SA', !keP && 'KE', !nonceP && 'Nonce'].filter(Boolean).join(', ');
-      sa.fail({
-        code: 'INVALID_SYNTAX',
-        message: explanation({
-          what: `IKE_SA_INIT request from ${sa.remote.address} lacks ${missing}; answered INVALID_SYNTAX`,
-          peer: `sent IKE_SA_INIT with ${req.payloads.map((p) => PayloadType[p.type] ?? p.type).join(', ') || 'no payloads'}`,
-          mismatch: `RFC 7296 requires SA, KE and Nonce in IKE_SA_INIT; ${missing} missing`,
-          fix: 'nothing to change in our configuration: the peer (or something on the path rewriting packets) sends malformed messages; check its version and log',
-        }),
-        notify: NotifyType.INVALID_SYNTAX,
-      });
       return;
     }
     try {
