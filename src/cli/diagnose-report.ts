@@ -99,7 +99,7 @@ function liveState(i: DiagnoseInputs): Check {
   }
   const detail = `${parts.join('; ')}${children.length === 0 ? '; no CHILD SA installed' : ''}${err ? `; last error ${err.code}` : ''}`;
   const fix = err ? (/ Fix: (.*)$/.exec(err.message)?.[1] ?? err.message) : undefined;
-  const out: Check = { name, status: 'fail', detail: err ? `${detail}: ${err.message}` : detail };
+  const out: Check = { name, status: 'fail', detail: err ? `${detail}: ${err.message.split(' Fix: ')[0]}` : detail };
   if (fix) out.fix = fix;
   return out;
 }
