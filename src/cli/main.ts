@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-/** The `ipsec-mesh` command: operator | agent | demo | status | swanctl | bench. */
+/** The `ipsec-mesh` command: operator | agent | demo | status | diagnose | swanctl | bench. */
 // Each command is imported when it runs: `ipsec-mesh status` must not load the operator's Kubernetes client.
 
 const USAGE = `usage: ipsec-mesh <command> [options]
@@ -10,6 +10,8 @@ commands:
   operator                 run the Kubernetes operator
   agent --config-dir DIR   run the node agent (standalone: Kubernetes-style YAML in DIR)
   status [--json]          show a running agent's tunnels and SAs
+  diagnose [--tunnel NS/NAME] [--peer-config-dir DIR] [--json]
+                           explain one tunnel: reachability, ESP, MTU, kernel, clocks, both configs
   swanctl --mesh F --site S [--secret F]
                            swanctl.conf for a plain strongSwan site of an IPsecMesh
 `;
@@ -23,6 +25,8 @@ export async function main(argv: string[]): Promise<number> {
       return (await import('./agent.js')).runAgent(rest);
     case 'status':
       return (await import('./status.js')).runStatus(rest);
+    case 'diagnose':
+      return (await import('./diagnose.js')).runDiagnose(rest);
     case 'operator':
       return (await import('./operator.js')).runOperator(rest);
     case 'swanctl':

@@ -99,7 +99,7 @@ describe('IKE_SA_INIT + IKE_AUTH between two engines', () => {
     expect(fb[0]?.failure.message).toContain('KE: ours ecp256 vs theirs modp2048');
     // ... and the change that would fix it.
     expect(fb[0]?.failure.message).toContain(
-      'The peer proposes only aes256-prfsha256-sha256-modp2048 for IKE; to accept it add `aes256-prfsha256-sha256-modp2048` to spec.ike.proposals',
+      'Peer: proposes only aes256-prfsha256-sha256-modp2048 for IKE. Mismatch: KE: ours ecp256 vs theirs modp2048. Fix: add `aes256-prfsha256-sha256-modp2048` to spec.ike.proposals',
     );
     expect(a.engine.ikeSas()).toHaveLength(0);
     expect(b.engine.ikeSas()).toHaveLength(0);

@@ -25,6 +25,7 @@ import type { ChildSa } from './child-sa.js';
 import type { AuthConfig, PeerConfig } from './config.js';
 import type { EngineContext } from './context.js';
 import type { ChildSaRef, Failure, IkeSaRef } from './events.js';
+import { explainNoResponse } from './explain.js';
 import { kernelAlgorithms } from './kernel-algorithms.js';
 
 export type IkeState =
@@ -410,9 +411,13 @@ export class IkeSa implements TaskManagerHost<IkeMessage, IkeMessage> {
   onRetransmitsExhausted(exchangeType: number): void {
     const failure: Failure = {
       code: 'RETRANSMITS_EXHAUSTED',
-      message: `no response from ${this.remote.address} after ${this.config.retransmit.tries} retransmits of ${
-        ExchangeType[exchangeType] ?? exchangeType
-      }`,
+      message: explainNoResponse({
+        address: this.remote.address,
+        port: this.remote.port,
+        tries: this.config.retransmit.tries,
+        exchange: ExchangeType[exchangeType] ?? String(exchangeType),
+        answeredBefore: this.state !== 'connecting' || exchangeType !== ExchangeType.IKE_SA_INIT,
+      }),
     };
     this.lastError = failure;
     if (this.state === 'connecting') {

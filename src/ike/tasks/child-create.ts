@@ -25,6 +25,7 @@ import type { KeyExchange } from '../crypto/provider.js';
 import { ChildSa } from '../sa/child-sa.js';
 import type { ChildConfig } from '../sa/config.js';
 import type { Failure } from '../sa/events.js';
+import { explainKernelRejection, explainNoProposal, explanation, FIELD, selectorsText } from '../sa/explain.js';
 import { bytesToSpi, type IkeSa, IkeSa as Sa, spiToBytes } from '../sa/ike-sa.js';
 import { allWithin, describeSelectors, narrow, selectorVolume } from '../sa/traffic-selectors.js';
 import type { Task, TaskStatus } from './task.js';
@@ -261,7 +262,7 @@ export class ChildCreateTask implements Task<IkeMessage, IkeMessage> {
       await sa.uninstall(child, 'kernel error');
       this.fail({
         code: 'KERNEL_ERROR',
-        message: `kernel rejected the CHILD SA: ${e instanceof Error ? e.message : e}`,
+        message: explainKernelRejection(child.proposal, e),
       });
       return 'failed';
     }
@@ -293,13 +294,27 @@ export class ChildCreateTask implements Task<IkeMessage, IkeMessage> {
       case NotifyType.NO_PROPOSAL_CHOSEN:
         return {
           code: 'NO_PROPOSAL_CHOSEN',
-          message: `peer accepted none of our ESP proposals (${offered}) for ${config.name}; compare with the peer's ESP proposals`,
+          message: explanation({
+            what: `CHILD SA ${config.name} refused with NO_PROPOSAL_CHOSEN: the peer accepts none of our ESP proposals`,
+            offered: offered || '(none)',
+            peer: 'answered NO_PROPOSAL_CHOSEN; as initiator we do not learn which ESP proposals it would accept',
+            mismatch: this.options.inAuth
+              ? 'no encryption/integrity/ESN combination in common (key exchange groups do not count in IKE_AUTH)'
+              : 'no encryption/integrity/key-exchange (PFS)/ESN combination in common',
+            fix: `make ${FIELD.espProposals} and the peer's ESP proposals share one proposal: add one of the peer's ESP proposals to ${FIELD.espProposals}, or add \`${config.proposals[0] ? formatProposal(config.proposals[0]) : 'default'}\` to the peer's`,
+          }),
           notify: type,
         };
       case NotifyType.TS_UNACCEPTABLE:
         return {
           code: 'TS_UNACCEPTABLE',
-          message: `peer rejected our traffic selectors ${describeSelectors(config.localTs)} === ${describeSelectors(config.remoteTs)} for ${config.name}; the peer's subnets must mirror ours`,
+          message: explanation({
+            what: `CHILD SA ${config.name} refused with TS_UNACCEPTABLE: the peer has no policy for our subnets`,
+            offered: `${selectorsText(config.localTs)} === ${selectorsText(config.remoteTs)}`,
+            peer: 'answered TS_UNACCEPTABLE; it does not say which subnets it has',
+            mismatch: `the peer's local subnets must cover ${FIELD.remoteSubnets} (${selectorsText(config.remoteTs)}) and its remote subnets ${FIELD.localSubnets} (${selectorsText(config.localTs)})`,
+            fix: `make ${FIELD.localSubnets}/${FIELD.remoteSubnets} the mirror image of the peer's remote/local subnets`,
+          }),
           notify: type,
         };
       case NotifyType.TEMPORARY_FAILURE:
@@ -319,7 +334,24 @@ export class ChildCreateTask implements Task<IkeMessage, IkeMessage> {
       case NotifyType.INVALID_KE_PAYLOAD:
         return {
           code: 'INVALID_KE_PAYLOAD',
-          message: `peer wants another PFS group than offered in ${offered}`,
+          message: explanation({
+            what: `CHILD SA ${config.name} refused with INVALID_KE_PAYLOAD: the peer wants a PFS group we do not offer`,
+            offered: offered || '(none)',
+            peer: 'answered INVALID_KE_PAYLOAD for a group outside our ESP proposals',
+            mismatch: 'no common key exchange (PFS) group in the ESP proposals',
+            fix: `add the peer's PFS group to ${FIELD.espProposals} (e.g. \`${config.proposals[0] ? formatProposal(config.proposals[0]) : 'aes256gcm16'}-x25519\` style), or remove PFS on the peer`,
+          }),
+          notify: type,
+        };
+      case NotifyType.INVALID_SYNTAX:
+        return {
+          code: 'INVALID_SYNTAX',
+          message: explanation({
+            what: `CHILD SA ${config.name} refused with INVALID_SYNTAX: the peer could not parse our request`,
+            offered: `${offered || '(none)'} for ${selectorsText(config.localTs)} === ${selectorsText(config.remoteTs)}`,
+            peer: 'answered INVALID_SYNTAX (IKEv2 does not say which part it disliked)',
+            fix: `check the peer's log for the payload it rejected; a plain proposal such as \`aes256-sha256\` in ${FIELD.espProposals} rules out an algorithm its parser does not know`,
+          }),
           notify: type,
         };
       case undefined:
@@ -390,7 +422,15 @@ export class ChildCreateTask implements Task<IkeMessage, IkeMessage> {
     if (!config) {
       return this.reject(res, NotifyType.TS_UNACCEPTABLE, {
         code: 'TS_UNACCEPTABLE',
-        message: `peer proposed ${describeSelectors(tsi.selectors)} === ${describeSelectors(tsr.selectors)}, which matches no CHILD SA of tunnel ${sa.config.name}`,
+        message: explanation({
+          what: `no CHILD SA of tunnel ${sa.config.name} matches the initiator's subnets; answered TS_UNACCEPTABLE`,
+          offered: sa.config.children
+            .map((c) => `${selectorsText(c.localTs)} === ${selectorsText(c.remoteTs)}`)
+            .join('; '),
+          peer: `proposes ${selectorsText(tsi.selectors)} (its side) === ${selectorsText(tsr.selectors)} (ours)`,
+          mismatch: `the peer's ${selectorsText(tsi.selectors)} is not within ${FIELD.remoteSubnets} or its ${selectorsText(tsr.selectors)} is not within ${FIELD.localSubnets}`,
+          fix: `set ${FIELD.remoteSubnets} to ${selectorsText(tsi.selectors)} and ${FIELD.localSubnets} to ${selectorsText(tsr.selectors)}, or change the peer's subnets to mirror ours`,
+        }),
       });
     }
     this.options.config = config;
@@ -399,7 +439,13 @@ export class ChildCreateTask implements Task<IkeMessage, IkeMessage> {
     if (localTs.length === 0 || remoteTs.length === 0) {
       return this.reject(res, NotifyType.TS_UNACCEPTABLE, {
         code: 'TS_UNACCEPTABLE',
-        message: `peer proposed ${describeSelectors(tsi.selectors)} === ${describeSelectors(tsr.selectors)}; we allow ${describeSelectors(config.remoteTs)} === ${describeSelectors(config.localTs)}`,
+        message: explanation({
+          what: `the initiator's subnets do not overlap CHILD SA ${config.name}; answered TS_UNACCEPTABLE`,
+          offered: `${selectorsText(config.localTs)} === ${selectorsText(config.remoteTs)}`,
+          peer: `proposes ${selectorsText(tsi.selectors)} (its side) === ${selectorsText(tsr.selectors)} (ours)`,
+          mismatch: `we allow ${selectorsText(config.remoteTs)} === ${selectorsText(config.localTs)} from the peer's view`,
+          fix: `set ${FIELD.remoteSubnets} to ${selectorsText(tsi.selectors)} and ${FIELD.localSubnets} to ${selectorsText(tsr.selectors)}, or change the peer's subnets to mirror ours`,
+        }),
       });
     }
     const ours = this.options.inAuth ? stripKe(config.proposals) : config.proposals;
@@ -409,11 +455,18 @@ export class ChildCreateTask implements Task<IkeMessage, IkeMessage> {
     } catch (e) {
       return this.reject(res, NotifyType.NO_PROPOSAL_CHOSEN, {
         code: 'NO_PROPOSAL_CHOSEN',
-        message: e instanceof NoProposalChosenError ? `ESP: ${e.explain('esp')}` : String(e),
+        message: e instanceof NoProposalChosenError ? explainNoProposal('esp', ours, e) : String(e),
       });
     }
     if (chosen.spi.length !== 4) {
-      return this.reject(res, NotifyType.INVALID_SYNTAX, { code: 'INVALID_SYNTAX', message: 'ESP SPI is not 4 bytes' });
+      return this.reject(res, NotifyType.INVALID_SYNTAX, {
+        code: 'INVALID_SYNTAX',
+        message: explanation({
+          what: `the initiator's ESP proposal carries a ${chosen.spi.length}-byte SPI; answered INVALID_SYNTAX`,
+          mismatch: 'ESP SPIs are 4 bytes (RFC 7296 §3.3.1)',
+          fix: 'nothing to change in our configuration: the peer sends malformed proposals; check its version and log',
+        }),
+      });
     }
     const transportRequested = Sa.notifyOf(req, NotifyType.USE_TRANSPORT_MODE) !== undefined;
     if (config.mode === 'transport' && !transportRequested) {
@@ -428,7 +481,16 @@ export class ChildCreateTask implements Task<IkeMessage, IkeMessage> {
     let peerKe: Uint8Array | undefined;
     if (!this.options.inAuth) {
       const nonceP = Sa.payload(req, PayloadType.NONCE);
-      if (!nonceP) return this.reject(res, NotifyType.INVALID_SYNTAX, { code: 'INVALID_SYNTAX', message: 'no Nonce' });
+      if (!nonceP) {
+        return this.reject(res, NotifyType.INVALID_SYNTAX, {
+          code: 'INVALID_SYNTAX',
+          message: explanation({
+            what: 'CREATE_CHILD_SA request without a Nonce; answered INVALID_SYNTAX',
+            mismatch: 'RFC 7296 §1.3 requires a Nonce in CREATE_CHILD_SA',
+            fix: 'nothing to change in our configuration: the peer sends malformed messages; check its version and log',
+          }),
+        });
+      }
       ni = nonceP.data;
       nr = this.ctx.ports.random(this.ctx.nonceLength);
       if (suite.keId !== undefined) {
@@ -519,7 +581,7 @@ export class ChildCreateTask implements Task<IkeMessage, IkeMessage> {
       await sa.uninstall(child, 'kernel error');
       return this.reject(res, NotifyType.TEMPORARY_FAILURE, {
         code: 'KERNEL_ERROR',
-        message: `kernel rejected the CHILD SA: ${e instanceof Error ? e.message : e}`,
+        message: explainKernelRejection(child.proposal, e),
       });
     }
     wipe(keys.initiatorToResponder);

@@ -30,6 +30,7 @@ import {
   validateChain,
 } from '../sa/certificates.js';
 import type { Failure } from '../sa/events.js';
+import { explanation, FIELD } from '../sa/explain.js';
 import type { IkeSa } from '../sa/ike-sa.js';
 import { IkeSa as Sa } from '../sa/ike-sa.js';
 import { narrow } from '../sa/traffic-selectors.js';
@@ -230,15 +231,32 @@ export class IkeAuthTask implements Task<IkeMessage, IkeMessage> {
     const authP = Sa.payload(res, PayloadType.AUTH);
     if (err && !authP) {
       const name = NotifyType[err.notifyType] ?? String(err.notifyType);
-      const hint =
-        sa.config.auth.method === 'psk'
-          ? 'check that both sides use the same pre-shared key and that the peer expects this identity'
-          : 'check that the peer uses certificates, trusts our CA, and expects this identity (it must be in our certificate)';
+      const psk = sa.config.auth.method === 'psk';
+      const us = describeIdentity(sa.config.localId);
+      const them = describeIdentity(sa.config.remoteId);
+      const authFailed = err.notifyType === NotifyType.AUTHENTICATION_FAILED;
+      const syntax = err.notifyType === NotifyType.INVALID_SYNTAX;
       sa.fail({
-        code: err.notifyType === NotifyType.AUTHENTICATION_FAILED ? 'AUTHENTICATION_FAILED' : 'PEER_ERROR',
-        message:
-          err.notifyType === NotifyType.AUTHENTICATION_FAILED
-            ? `peer rejected our authentication as ${describeIdentity(sa.config.localId)}: ${hint}`
+        code: authFailed ? 'AUTHENTICATION_FAILED' : syntax ? 'INVALID_SYNTAX' : 'PEER_ERROR',
+        message: authFailed
+          ? explanation({
+              what: `IKE_AUTH refused with AUTHENTICATION_FAILED: the peer did not accept us as ${us} (${psk ? 'pre-shared key' : 'certificate'})`,
+              offered: `identity ${us} (${FIELD.localId}) authenticated with ${psk ? 'our pre-shared key' : 'our certificate'}, expecting the peer as ${them} (${FIELD.remoteId})`,
+              peer: 'answered AUTHENTICATION_FAILED; it does not say whether the key or the identity was wrong',
+              mismatch: psk
+                ? `either the pre-shared keys differ, or the peer has no connection for identity ${us}`
+                : `the peer does not trust our certificate's CA, does not accept ${us}, or does not use certificates`,
+              fix: psk
+                ? `make ${FIELD.psk} hold the same key as the peer's, and make the peer's remote identity ${us}`
+                : `give the peer our CA, make its remote identity ${us} (a subjectAltName of our certificate in ${FIELD.certificate})`,
+            })
+          : syntax
+            ? explanation({
+                what: 'IKE_AUTH refused with INVALID_SYNTAX: the peer could not parse our request',
+                offered: `identity ${us}, ${sa.config.children.length} CHILD SA(s)`,
+                peer: 'answered INVALID_SYNTAX (IKEv2 does not say which part it disliked)',
+                fix: `check the peer's log; fragmentation or certificate payloads are the usual suspects (try ikeFragmentSize 1280, or the plain proposal \`aes256-sha256\` in ${FIELD.espProposals})`,
+              })
             : `peer answered IKE_AUTH with ${name}`,
         notify: err.notifyType,
       });
@@ -257,7 +275,13 @@ export class IkeAuthTask implements Task<IkeMessage, IkeMessage> {
     if (sa.config.remoteId && (!peerId || !sameIdentity(peerId, sa.config.remoteId))) {
       sa.fail({
         code: 'IDENTITY_MISMATCH',
-        message: `peer authenticated as ${describeIdentity(peerId)}, but spec.remote.id is ${describeIdentity(sa.config.remoteId)}`,
+        message: explanation({
+          what: `the peer identified as ${describeIdentity(peerId)}, not as ${describeIdentity(sa.config.remoteId)}`,
+          offered: `we expect ${describeIdentity(sa.config.remoteId)} (${FIELD.remoteId})`,
+          peer: `sent IDr ${describeIdentity(peerId)}`,
+          mismatch: `${FIELD.remoteId} ${describeIdentity(sa.config.remoteId)} != ${describeIdentity(peerId)}`,
+          fix: `if ${describeIdentity(peerId)} is the right peer set ${FIELD.remoteId} to ${peerId && peerId.type !== 'keyid' ? peerId.value : describeIdentity(peerId)}; otherwise set the peer's local identity to ${describeIdentity(sa.config.remoteId)}`,
+        }),
       });
       return 'failed';
     }
@@ -304,7 +328,13 @@ export class IkeAuthTask implements Task<IkeMessage, IkeMessage> {
       if (!verifyPskAuth(p, sa.suite!.prfId, auth.psk, octets, authP.data)) {
         return {
           code: 'AUTHENTICATION_FAILED',
-          message: `${who} failed to authenticate: its AUTH does not match the pre-shared key of tunnel ${config.name}`,
+          message: explanation({
+            what: `${who} failed to authenticate: its AUTH does not match the pre-shared key of tunnel ${config.name}`,
+            offered: `pre-shared key of tunnel ${config.name}, expecting ${describeIdentity(config.remoteId)} (${FIELD.remoteId})`,
+            peer: `identified as ${describeIdentity(peerId)} and signed with a different key`,
+            mismatch: 'the pre-shared keys differ (the identities match)',
+            fix: `make ${FIELD.psk} hold the same key as the peer's (compare digests with \`ipsec-mesh diagnose --peer-config-dir\`; never paste the key itself)`,
+          }),
         };
       }
       return undefined;
@@ -369,9 +399,21 @@ export class IkeAuthTask implements Task<IkeMessage, IkeMessage> {
       this.failure = NotifyType.AUTHENTICATION_FAILED;
       sa.fail({
         code: 'IDENTITY_MISMATCH',
-        message: `no tunnel configured for peer identity ${describeIdentity(peerId)}${
-          wantedLocal ? ` asking for our identity ${describeIdentity(wantedLocal)}` : ''
-        } from ${sa.remote.address}`,
+        message: explanation({
+          what: `no tunnel configured for peer identity ${describeIdentity(peerId)}${
+            wantedLocal ? ` asking for our identity ${describeIdentity(wantedLocal)}` : ''
+          } from ${sa.remote.address}; answered AUTHENTICATION_FAILED`,
+          offered: `tunnels for ${sa.remote.address} expect ${
+            sa.candidates
+              .map((c) => `${describeIdentity(c.remoteId)} (as ${describeIdentity(c.localId)}, tunnel ${c.name})`)
+              .join(', ') || '(none)'
+          }`,
+          peer: `sent IDi ${describeIdentity(peerId)}${wantedLocal ? ` and IDr ${describeIdentity(wantedLocal)}` : ''}`,
+          mismatch: `${FIELD.remoteId} (or ${FIELD.localId}) differs from what the peer sends`,
+          fix: `set ${FIELD.remoteId} of the tunnel to ${describeIdentity(peerId)}, or the peer's local identity to what ${FIELD.remoteId} says${
+            wantedLocal ? `; the peer also expects us as ${describeIdentity(wantedLocal)} (${FIELD.localId})` : ''
+          }`,
+        }),
         notify: NotifyType.AUTHENTICATION_FAILED,
       });
       return;

@@ -30,6 +30,7 @@ import { createSkCipher } from '../crypto/sk-cipher.js';
 import { CryptoError, IkeError } from '../errors.js';
 import { certReqData, trustAnchors } from '../sa/certificates.js';
 import type { CertificateAuthConfig } from '../sa/config.js';
+import { explainNoProposal, explanation, FIELD, proposalList, withGroup } from '../sa/explain.js';
 import { type IkeSa, type IkeSuite, IkeSa as Sa } from '../sa/ike-sa.js';
 import type { Task, TaskStatus } from './task.js';
 
@@ -146,11 +147,21 @@ export class IkeInitTask implements Task<IkeMessage, IkeMessage> {
     if (invalidKe) {
       const wanted = invalidKeGroup(invalidKe);
       if (!offersKe(sa.config.ikeProposals, wanted) || wanted === this.group || ++this.retries > MAX_RETRIES) {
+        const name = KeId[wanted]?.toLowerCase().replace('_', '') ?? String(wanted);
+        const suggestion = withGroup(sa.config.ikeProposals, wanted);
         return this.failed(
           'INVALID_KE_PAYLOAD',
-          `peer wants key exchange method ${KeId[wanted] ?? wanted}, which our IKE proposals (${sa.config.ikeProposals
-            .map(formatProposal)
-            .join(', ')}) do not offer; add it to spec.ike.proposals`,
+          explanation({
+            what: `IKE_SA_INIT refused with INVALID_KE_PAYLOAD: the peer requires key exchange method ${name}`,
+            offered: proposalList(sa.config.ikeProposals),
+            peer: `answered INVALID_KE_PAYLOAD asking for ${name}`,
+            mismatch: offersKe(sa.config.ikeProposals, wanted)
+              ? `we already sent ${name} and the peer asks for it again (a peer bug)`
+              : `none of our IKE proposals contains ${name}`,
+            fix: suggestion
+              ? `add \`${suggestion}\` to ${FIELD.ikeProposals} (or remove ${name} from the peer's IKE proposals)`
+              : `make ${FIELD.ikeProposals} and the peer's IKE proposals share a key exchange method`,
+          }),
           NotifyType.INVALID_KE_PAYLOAD,
         );
       }
@@ -161,9 +172,28 @@ export class IkeInitTask implements Task<IkeMessage, IkeMessage> {
     const err = Sa.errorNotify(res);
     if (err) {
       if (err.notifyType === NotifyType.NO_PROPOSAL_CHOSEN) {
+        const ours = sa.config.ikeProposals.map(formatProposal);
         return this.failed(
           'NO_PROPOSAL_CHOSEN',
-          `peer accepted none of our IKE proposals (${sa.config.ikeProposals.map(formatProposal).join(', ')}); compare with the peer's IKE proposals`,
+          explanation({
+            what: 'IKE_SA_INIT refused with NO_PROPOSAL_CHOSEN: the peer accepts none of our IKE proposals (or has no tunnel for our address)',
+            offered: ours.join(', ') || '(none)',
+            peer: 'answered NO_PROPOSAL_CHOSEN; as initiator we do not learn which IKE proposals it would accept',
+            mismatch: 'no encryption/integrity/PRF/key-exchange combination in common',
+            fix: `make ${FIELD.ikeProposals} and the peer's IKE proposals share one proposal: add one of the peer's IKE proposals to ${FIELD.ikeProposals}, or add \`${ours[0] ?? 'default'}\` to the peer's (its log, or ipsec-mesh status on the peer, names what it proposes)`,
+          }),
+          err.notifyType,
+        );
+      }
+      if (err.notifyType === NotifyType.INVALID_SYNTAX) {
+        return this.failed(
+          'INVALID_SYNTAX',
+          explanation({
+            what: 'IKE_SA_INIT refused with INVALID_SYNTAX: the peer could not parse our request',
+            offered: proposalList(sa.config.ikeProposals),
+            peer: 'answered INVALID_SYNTAX (IKEv2 does not say which part it disliked)',
+            fix: `check the peer's log for the payload it rejected; try the plain proposal \`aes256-sha256-modp2048\` in ${FIELD.ikeProposals} to rule out an algorithm the peer's parser does not know, and report it as a bug if it persists`,
+          }),
           err.notifyType,
         );
       }
@@ -235,7 +265,7 @@ export class IkeInitTask implements Task<IkeMessage, IkeMessage> {
       this.error = { notify: NotifyType.NO_PROPOSAL_CHOSEN };
       sa.fail({
         code: 'NO_PROPOSAL_CHOSEN',
-        message: e instanceof NoProposalChosenError ? `IKE: ${e.explain('ike')}` : String(e),
+        message: e instanceof NoProposalChosenError ? explainNoProposal('ike', sa.config.ikeProposals, e) : String(e),
         notify: NotifyType.NO_PROPOSAL_CHOSEN,
       });
       return;
@@ -246,7 +276,13 @@ export class IkeInitTask implements Task<IkeMessage, IkeMessage> {
       this.error = { notify: NotifyType.INVALID_KE_PAYLOAD, data: invalidKePayloadNotify(suite.keId).data };
       sa.fail({
         code: 'INVALID_KE_PAYLOAD',
-        message: `initiator sent KE ${KeId[keP.group] ?? keP.group}, we require ${KeId[suite.keId] ?? suite.keId}`,
+        message: explanation({
+          what: `initiator sent KE ${KeId[keP.group] ?? keP.group}, we require ${KeId[suite.keId] ?? suite.keId}; answered INVALID_KE_PAYLOAD (a conforming initiator retries with it)`,
+          offered: proposalList(sa.config.ikeProposals),
+          peer: `proposes ${proposalList(saP.proposals)} and guessed ${KeId[keP.group] ?? keP.group}`,
+          mismatch: `our preferred common proposal uses ${KeId[suite.keId] ?? suite.keId}`,
+          fix: `none needed if the peer retries; to avoid the extra round trip put the peer's first group first in ${FIELD.ikeProposals}`,
+        }),
         notify: NotifyType.INVALID_KE_PAYLOAD,
       });
       return;
