@@ -98,9 +98,12 @@ export function nodeTunnelStatus(t: TunnelView, generation: number | undefined):
       ...(m.error ? { error: `${m.error.code}: ${m.error.message}`.slice(0, 1024) } : {}),
     };
   }
+  // A negotiation error counts while the tunnel is not up; once an IKE SA and a CHILD SA are (again), an earlier
+  // failure is history (it stays in the agent's own status) and must not hold the tunnel's Ready at False.
+  const up = (ike.state === 'Established' || ike.state === 'Rekeying') && children.some((c) => c.state === 'installed');
   const err =
     t.configError ??
-    (ike.lastError ? { reason: camel(ike.lastError.code), message: ike.lastError.message } : undefined);
+    (ike.lastError && !up ? { reason: camel(ike.lastError.code), message: ike.lastError.message } : undefined);
   if (err) s.error = { reason: err.reason.slice(0, 128), message: err.message.slice(0, 4096) };
   return s;
 }
