@@ -63,6 +63,15 @@ describe('ESP blocked on the path, UDP passes (UML)', () => {
     expect(p.espBlockedEvents).toBe(0);
   });
 
+  it('`ipsec-mesh diagnose` on gateway 1 says ESP is dropped and how to fix it, while IKE answers', () => {
+    const d = phase('off').diagnose ?? '';
+    console.log(`ipsec-mesh diagnose with ESP blocked:\n${d}`);
+    expect(d).toMatch(/\[fail\] ESP passes: \d+ packets out, 0 in: outbound rises with nothing inbound/);
+    expect(d).toMatch(/fix: allow IP protocol 50 between the gateways, or set natt: force/);
+    expect(d).toMatch(/\[ok {2}\] UDP 500\/4500 to the peer/);
+    expect(d).toMatch(/\[ok {2}\] live SA state: IKE Established/);
+  });
+
   it('with the fallback, gateway 1 detects the block and moves to UDP encapsulation; pings flow', () => {
     const p = phase('fallback');
     expect(p.blockedAfterMs).toBeDefined();

@@ -9,8 +9,23 @@
  * Records the echoes per phase, the time from the first ping to the switch and to the first echo, the status, the
  * router's ESP drop counter and what crossed the router. Prints `RESULT <json>`.
  */
+
+import { join } from 'node:path';
 import type { TunnelView } from '../../../src/agent/status.js';
-import { type AgentProc, Capture, Lab, Pinger, type Site, sh, sleep, udpEcho, waitFor } from '../support/agents.js';
+import {
+  type AgentProc,
+  Capture,
+  Lab,
+  Pinger,
+  REPO,
+  type Site,
+  sh,
+  shTry,
+  sleep,
+  tsxLoader,
+  udpEcho,
+  waitFor,
+} from '../support/agents.js';
 import { toWire } from '../support/wire.js';
 import { ESP_BLOCK_OFF_MS } from './agent-mtu-params.js';
 
@@ -18,6 +33,8 @@ const PSK = 'uml esp-block pre-shared key 01234';
 
 export interface EspBlockPhase {
   name: 'off' | 'fallback';
+  /** `ipsec-mesh diagnose` output on gateway 1 while ESP was dropped (phase "off"). */
+  diagnose?: string;
   /** Pings sent / echoed while the phase's tunnel was up. */
   sent: number;
   echoed: number;
@@ -109,6 +126,10 @@ ip netns exec ${rt} iptables-legacy -w -A FORWARD -p esp -j DROP`);
       res.phases.push(ph);
       if (name === 'off') {
         await sleep(ESP_BLOCK_OFF_MS);
+        // What an operator sees: `ipsec-mesh diagnose` on gateway 1 while ESP is dropped.
+        ph.diagnose = shTry(
+          `ip netns exec ${s1.gw} ${process.execPath} --import ${tsxLoader()} ${join(REPO, 'src/cli/main.ts')} diagnose --tunnel default/to-site2 --state-dir ${a1.stateDir} --config-dir ${a1.dir}`,
+        ).out;
       } else {
         const ev = await waitFor('esp-blocked event', () => a1.events('esp-blocked')[0], 40_000).catch(() => undefined);
         if (ev) ph.blockedAfterMs = Date.now() - tStart;
