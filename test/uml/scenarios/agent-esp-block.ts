@@ -26,7 +26,7 @@ import {
   udpEcho,
   waitFor,
 } from '../support/agents.js';
-import { toWire } from '../support/wire.js';
+import { runScenario } from '../support/wire.js';
 import { ESP_BLOCK_OFF_MS } from './agent-mtu-params.js';
 
 const PSK = 'uml esp-block pre-shared key 01234';
@@ -163,15 +163,4 @@ ip netns exec ${rt} iptables-legacy -w -A FORWARD -p esp -j DROP`);
   return res;
 }
 
-if (process.env.IPSEC_MESH_IN_UML !== '1')
-  throw new Error('this scenario runs inside User-Mode Linux (test/uml/harness.ts)');
-main().then(
-  (r) => {
-    process.stdout.write(`RESULT ${toWire(r)}\n`);
-    process.exit(0);
-  },
-  (e: unknown) => {
-    console.error(e);
-    process.exit(1);
-  },
-);
+runScenario(main);

@@ -18,7 +18,7 @@ import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import type { TunnelMtuView } from '../../../src/agent/mtu-controller.js';
 import { type AgentProc, Capture, Lab, type Site, sh, shTry, sleep, waitFor } from '../support/agents.js';
-import { toWire } from '../support/wire.js';
+import { runScenario } from '../support/wire.js';
 import { MTU_BYTES, MTU_PATH, MTU_PHASES, type MtuPhaseName } from './agent-mtu-params.js';
 
 const PSK = 'uml mtu pre-shared key 0123456789ab';
@@ -226,15 +226,4 @@ async function main(): Promise<MtuResult> {
   return res;
 }
 
-if (process.env.IPSEC_MESH_IN_UML !== '1')
-  throw new Error('this scenario runs inside User-Mode Linux (test/uml/harness.ts)');
-main().then(
-  (r) => {
-    process.stdout.write(`RESULT ${toWire(r)}\n`);
-    process.exit(0);
-  },
-  (e: unknown) => {
-    console.error(e);
-    process.exit(1);
-  },
-);
+runScenario(main);

@@ -15,7 +15,7 @@
  * Prints `RESULT <json>`.
  */
 import { Capture, Lab, Pinger, sh, shTry, sleep, udpEcho, waitFor } from '../support/agents.js';
-import { toWire } from '../support/wire.js';
+import { runScenario } from '../support/wire.js';
 import { DPD_INTERVAL_S } from './agent-params.js';
 
 const PSK = 'uml nat pre-shared key 0123456789';
@@ -218,16 +218,4 @@ ip -n ${s2.gw} route add ${s1.subnet} via 198.51.100.254`);
   return res;
 }
 
-// Only inside User-Mode Linux (the harness sets IPSEC_MESH_IN_UML): on the host it would build namespaces there.
-if (process.env.IPSEC_MESH_IN_UML !== '1')
-  throw new Error('this scenario runs inside User-Mode Linux (test/uml/harness.ts)');
-main().then(
-  (r) => {
-    process.stdout.write(`RESULT ${toWire(r)}\n`);
-    process.exit(0);
-  },
-  (e: unknown) => {
-    console.error(e);
-    process.exit(1);
-  },
-);
+runScenario(main);

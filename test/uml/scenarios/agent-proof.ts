@@ -10,7 +10,7 @@
 import type { EncryptionView } from '../../../src/agent/encryption-check.js';
 import { formatStatus } from '../../../src/agent/status.js';
 import { Capture, Lab, Pinger, type Site, sh, shTry, sleep, udpEcho, waitFor } from '../support/agents.js';
-import { toWire } from '../support/wire.js';
+import { runScenario } from '../support/wire.js';
 import { PROOF_INTERVAL_MS } from './agent-mtu-params.js';
 
 const PSK = 'uml proof pre-shared key 0123456789';
@@ -172,15 +172,4 @@ async function main(): Promise<ProofResult> {
   return res;
 }
 
-if (process.env.IPSEC_MESH_IN_UML !== '1')
-  throw new Error('this scenario runs inside User-Mode Linux (test/uml/harness.ts)');
-main().then(
-  (r) => {
-    process.stdout.write(`RESULT ${toWire(r)}\n`);
-    process.exit(0);
-  },
-  (e: unknown) => {
-    console.error(e);
-    process.exit(1);
-  },
-);
+runScenario(main);

@@ -27,7 +27,7 @@ import {
   waitFor,
   xfrmSummary,
 } from '../support/agents.js';
-import { toWire } from '../support/wire.js';
+import { runScenario } from '../support/wire.js';
 
 const PSK = 'uml rekey pre-shared key 0123456789';
 const RATE = 1000;
@@ -403,16 +403,4 @@ async function main(): Promise<RekeyResult> {
   return res;
 }
 
-// Only inside User-Mode Linux (the harness sets IPSEC_MESH_IN_UML): on the host it would build namespaces there.
-if (process.env.IPSEC_MESH_IN_UML !== '1')
-  throw new Error('this scenario runs inside User-Mode Linux (test/uml/harness.ts)');
-main().then(
-  (r) => {
-    process.stdout.write(`RESULT ${toWire(r)}\n`);
-    process.exit(0);
-  },
-  (e: unknown) => {
-    console.error(e);
-    process.exit(1);
-  },
-);
+runScenario(main);

@@ -10,7 +10,7 @@
 
 import { Lab, type Site, sh, shTry } from '../support/agents.js';
 import { NsWorker } from '../support/ns.js';
-import { toWire } from '../support/wire.js';
+import { runScenario } from '../support/wire.js';
 import { STRONGSWAN_CASES } from './agent-params.js';
 
 const PSK = 'uml strongswan pre-shared key 0123456789';
@@ -205,16 +205,4 @@ async function main(): Promise<SwResult> {
   return res;
 }
 
-// Only inside User-Mode Linux (the harness sets IPSEC_MESH_IN_UML): on the host it would build namespaces there.
-if (process.env.IPSEC_MESH_IN_UML !== '1')
-  throw new Error('this scenario runs inside User-Mode Linux (test/uml/harness.ts)');
-main().then(
-  (r) => {
-    process.stdout.write(`RESULT ${toWire(r)}\n`);
-    process.exit(0);
-  },
-  (e: unknown) => {
-    console.error(e);
-    process.exit(1);
-  },
-);
+runScenario(main);

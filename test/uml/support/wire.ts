@@ -24,3 +24,23 @@ export function fromWire<T = unknown>(s: string): T {
     return x;
   }) as T;
 }
+
+/**
+ * Entry of a scenario script that runs inside User-Mode Linux: runs `main`, prints `RESULT <json>` for the test on
+ * the host, and exits. Refuses to run on the host (it would build its namespaces there).
+ */
+export function runScenario<T>(main: () => Promise<T>): void {
+  if (process.env.IPSEC_MESH_IN_UML !== '1') {
+    throw new Error('this scenario runs inside User-Mode Linux (test/uml/harness.ts)');
+  }
+  main().then(
+    (r) => {
+      process.stdout.write(`RESULT ${toWire(r)}\n`);
+      process.exit(0);
+    },
+    (e: unknown) => {
+      console.error(e);
+      process.exit(1);
+    },
+  );
+}
