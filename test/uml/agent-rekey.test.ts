@@ -90,7 +90,7 @@ describe('scenario 4: SIGKILL and restart of an agent under the flow (UML)', () 
     expect(k.errors, evidence()).toEqual([]);
     expect(k.newSpis?.in).not.toBe(k.oldSpis?.in);
     const f = k.flow!;
-    expect(f.sent).toBe(25_000);
+    expect(f.sent).toBe(40_000);
     expect(f.sendErrors).toBe(0);
     // Zero: the adopted SAs and policies carry the flow until the new CHILD SA takes the subnet pair over. (Before
     // the restarted agent kept adopted policies, its resting block policies replaced them a few ms to 200 ms
@@ -107,7 +107,11 @@ describe('scenario 4: SIGKILL and restart of an agent under the flow (UML)', () 
     // No XFRM drop counter moved on either gateway (a plaintext datagram would have been dropped by gateway 2's
     // policy check and counted), and the new CHILD SA carried the rest of the flow.
     expect(k.xfrmStat, detail).toEqual({ gw1: {}, gw2: {} });
-    expect(k.newSaPackets, detail).toBeGreaterThan(0);
+    // The new CHILD SA carried the rest of the flow when it came while the flow ran (a restart under full CI load
+    // once took 18 s; the flow lasts 40 s).
+    if ((k.upAgainAtMs ?? Number.POSITIVE_INFINITY) < f.durationMs - 1000) {
+      expect(k.newSaPackets, detail).toBeGreaterThan(0);
+    }
   });
 
   it('the SAs the killed agent left were removed once the new ones were in, and none was duplicated', () => {
