@@ -134,7 +134,7 @@ export class Agent implements ConfigLookup<PeerConfig> {
       clock: o.clock,
       metrics: o.metrics,
       ikeSas: () => this.engine.ikeSas(),
-      checkLiveness: (sa) => this.engine.checkLiveness(sa),
+      checkEspReceived: (sa, child) => this.engine.checkEspReceived(sa, child),
       tunnels: () => [...this.tunnels.keys()],
       onEspBlocked: (key, message) => this.forceEncapsulation(key, message),
     });

@@ -6,6 +6,7 @@
 import type { Logger } from 'pino';
 import { parseDuration } from '../api/common.js';
 import type { Clock, KernelIpsec } from '../ike/ports.js';
+import type { ChildSa } from '../ike/sa/child-sa.js';
 import type { IkeSa } from '../ike/sa/ike-sa.js';
 import type { XfrmPolicy } from '../xfrm/messages.js';
 import { EncryptionCheck, expectedChildren } from './encryption-check.js';
@@ -21,7 +22,7 @@ export interface GuardContext {
   clock: Clock;
   metrics?: AgentMetrics | undefined;
   ikeSas: () => IkeSa[];
-  checkLiveness: (sa: IkeSa) => void;
+  checkEspReceived: (sa: IkeSa, child: ChildSa) => void;
   /** Keys of the configured tunnels. */
   tunnels: () => string[];
   onEspBlocked: (tunnel: string, message: string) => void;
@@ -61,14 +62,16 @@ export class DataplaneGuards {
           })
         : undefined;
     const eb = s.espBlockedFallback;
+    const mode = eb.enabled === false ? 'off' : eb.mode;
     this.espBlock =
-      eb.enabled && dump
+      mode !== 'off' && dump
         ? new EspBlockDetector({
+            mode,
             intervalMs: parseDuration(eb.interval) ?? 2000,
             windowMs: parseDuration(eb.window) ?? 10_000,
             minPackets: eb.minPackets,
             ikeSas: x.ikeSas,
-            checkLiveness: x.checkLiveness,
+            checkEspReceived: x.checkEspReceived,
             counters: (spi, destination) => k.querySa({ spi, protocol: 'esp', destination }),
             now: () => x.clock.now(),
             onBlocked: x.onEspBlocked,

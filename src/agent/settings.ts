@@ -72,13 +72,15 @@ export const AgentSettings = z.object({
     .default({ enabled: true, interval: '5s', restore: true }),
   /**
    * ESP blocked (src/agent/esp-block.ts): when a plain-ESP CHILD SA sends at least `minPackets` in `window` and
-   * receives nothing while the peer answers IKE, renegotiate the tunnel with forced UDP encapsulation.
-   * Off by default: traffic that only flows one way (a UDP stream into a sink) looks the same from one gateway, and
-   * the switch renegotiates the tunnel (a short gap). Default-on needs a probe the peer must answer over ESP.
+   * receives nothing, ask the peer over IKE what it received. `auto` (default): renegotiate the tunnel with forced
+   * UDP encapsulation when the peer confirms it received nothing (ipsec-mesh peers); with peers that do not report
+   * (other IKE implementations) only log, as one-way traffic looks the same. `heuristic`: switch when the peer
+   * answers IKE at all, whatever it reports. `off`: never. `enabled: false` is an older spelling of `mode: off`.
    */
   espBlockedFallback: z
     .object({
-      enabled: z.boolean().default(false),
+      mode: z.enum(['auto', 'heuristic', 'off']).default('auto'),
+      enabled: z.boolean().optional(),
       interval: z
         .string()
         .regex(/^\d+(ms|s|m)$/, 'a duration such as 2s or 500ms')
@@ -90,7 +92,7 @@ export const AgentSettings = z.object({
         .default('10s'),
       minPackets: z.int().min(1).default(10),
     })
-    .default({ enabled: false, interval: '2s', window: '10s', minPackets: 10 }),
+    .default({ mode: 'auto', interval: '2s', window: '10s', minPackets: 10 }),
   logLevel: z.enum(['trace', 'debug', 'info', 'warn', 'error']).default('info'),
 });
 export type AgentSettings = z.infer<typeof AgentSettings>;

@@ -165,7 +165,7 @@ function espPasses(i: DiagnoseInputs): Check {
       name,
       status: 'fail',
       detail: `${detail}: outbound rises with nothing inbound, ESP is probably dropped on the path (or the peer does not send)`,
-      fix: 'allow IP protocol 50 between the gateways, or set natt: force on the tunnel (or enable espBlockedFallback in AgentSettings) to use UDP 4500',
+      fix: 'allow IP protocol 50 between the gateways, or set natt: force on the tunnel to use UDP 4500 (the agent does this by itself, AgentSettings espBlockedFallback mode auto, when the peer is an ipsec-mesh agent that confirms it received nothing)',
     };
   }
   return {

@@ -358,6 +358,18 @@ export enum NotifyType {
   USE_AGGFRAG = 16442,
 }
 
+/**
+ * ipsec-mesh's own status notifies, from the private-use range (40960-65535, RFC 7296 §3.10.1; a peer that does not
+ * know a status type ignores it). Each carries MESH_NOTIFY_MAGIC first, so a peer using the same number for
+ * something else is not misread.
+ *   ESP_RECEIVED_QUERY: in an INFORMATIONAL request, protocol ESP and the SPI of one of the receiver's inbound CHILD
+ *     SAs: "how many packets did that SA receive?"
+ *   ESP_RECEIVED: in the response, the same SPI; data is the magic and the packet count (8 octets, big endian).
+ */
+export const MeshNotify = { ESP_RECEIVED_QUERY: 52481, ESP_RECEIVED: 52482 } as const;
+/** "imsh" + version 1. */
+export const MESH_NOTIFY_MAGIC = Uint8Array.of(0x69, 0x6d, 0x73, 0x68, 0x01);
+
 /** Notify types below this value are errors (RFC 7296 §3.10.1). */
 export const NOTIFY_ERROR_MAX = 16383;
 

@@ -20,6 +20,7 @@ import { IkeSa, type IkeTask, type PacketMeta, spiHex } from './sa/ike-sa.js';
 import { ChildCreateTask } from './tasks/child-create.js';
 import { ChildDeleteTask } from './tasks/child-delete.js';
 import { ChildRekeyTask } from './tasks/child-rekey.js';
+import { EspCheckTask } from './tasks/esp-check.js';
 import { IkeAuthTask } from './tasks/ike-auth.js';
 import { IkeDeleteTask } from './tasks/ike-delete.js';
 import { IkeDpdTask } from './tasks/ike-dpd.js';
@@ -46,6 +47,11 @@ export interface EngineOptions {
   maxRestartDelayMs?: number;
   /** First reqid handed out (reqids identify our CHILD SAs in the kernel). */
   reqidBase?: number;
+  /**
+   * Answer ESP_RECEIVED_QUERY notifies with the CHILD SA's inbound packet count (default true). Off, the engine
+   * ignores them as any other implementation ignores an unknown status notify (tests of foreign peers).
+   */
+  answerEspQueries?: boolean;
 }
 
 export interface EngineStats {
@@ -100,6 +106,7 @@ export class Engine {
       restartDelayMs: 2000,
       maxRestartDelayMs: 120_000,
       reqidBase: 0x10000,
+      answerEspQueries: true,
       ...options,
     };
     this.nextReqid = this.options.reqidBase;
@@ -232,6 +239,14 @@ export class Engine {
 
   checkLiveness(sa: IkeSa): void {
     sa.queue([new IkeDpdTask(sa)]);
+  }
+
+  /**
+   * A liveness check that also asks the peer how many packets it received on `child` (ipsec-mesh peers answer;
+   * others answer empty). The answer lands in `child.peerReceived`, and in `sa.lastInbound` like any answer.
+   */
+  checkEspReceived(sa: IkeSa, child: ChildSa): void {
+    sa.queue([new EspCheckTask(sa, child)]);
   }
 
   /** Stop: destroy every SA without sending anything (kernel state is removed). */
@@ -417,6 +432,7 @@ export class Engine {
       ports: this.ports,
       provider: this.options.provider,
       nonceLength: this.options.nonceLength,
+      answerEspQueries: this.options.answerEspQueries,
       emit: (e) => engine.emit(e),
       register(sa) {
         engine.byLocalSpi.set(spiHex(sa.localSpi), sa);

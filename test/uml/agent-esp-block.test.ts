@@ -1,8 +1,10 @@
 /**
  * ESP-blocked fallback in User-Mode Linux (real kernel ESP): a router between the gateways drops IP protocol 50 but
  * passes UDP. One UML boot runs scenarios/agent-esp-block.ts; this file asserts that without the fallback the tunnel
- * is up and carries nothing (the test can fail), and that with it gateway 1 detects the block, renegotiates with
- * forced UDP encapsulation, says so in status, and the pings flow; the recovery time is printed. Needs root, Debian
+ * is up and carries nothing (the test can fail), and that with the default mode (auto) gateway 1 detects the block,
+ * has the peer confirm over IKE that no ESP arrived, renegotiates with forced UDP encapsulation, says so in status,
+ * and the pings flow; the recovery time is printed. With ESP passing, a one-way flow stays on plain ESP in mode auto
+ * (the peer reports what it received) and is needlessly moved to UDP in mode heuristic (so the first can fail). Needs root, Debian
  * user-mode-linux, iptables (legacy) and tcpdump (scripts/install-deps.sh).
  */
 import { fileURLToPath } from 'node:url';
@@ -24,7 +26,7 @@ beforeAll(async () => {
   run = await runInUml({
     script: fileURLToPath(new URL('./scenarios/agent-esp-block.ts', import.meta.url)),
     env: { IPSEC_MESH_AGENT_BUNDLE: buildAgentBundle() },
-    timeoutMs: 200_000,
+    timeoutMs: 330_000,
   });
   const line = run.output.split('\n').find((l) => l.startsWith('RESULT '));
   if (!line) {
@@ -46,7 +48,7 @@ beforeAll(async () => {
       1,
     )}`,
   );
-}, 210_000);
+}, 340_000);
 
 describe('ESP blocked on the path, UDP passes (UML)', () => {
   it('ran without error', () => {
@@ -72,8 +74,9 @@ describe('ESP blocked on the path, UDP passes (UML)', () => {
     expect(d).toMatch(/\[ok {2}\] live SA state: IKE Established/);
   });
 
-  it('with the fallback, gateway 1 detects the block and moves to UDP encapsulation; pings flow', () => {
+  it('default mode (auto): gateway 1 detects the block, the peer confirms, UDP encapsulation; pings flow', () => {
     const p = phase('fallback');
+    expect(p.tunnel?.espBlocked?.message).toMatch(/the peer confirms over IKE that none reached it/);
     expect(p.blockedAfterMs).toBeDefined();
     expect(p.echoAfterMs).toBeDefined();
     expect(p.echoAfterMs).toBeLessThan(20_000);
@@ -83,5 +86,24 @@ describe('ESP blocked on the path, UDP passes (UML)', () => {
     expect(p.tunnel?.childSAs.some((c) => c.state === 'installed' && c.encapsulation)).toBe(true);
     expect(p.peerTunnel?.childSAs.some((c) => c.state === 'installed' && c.encapsulation)).toBe(true);
     expect(p.udpEncapForwarded).toBeGreaterThan(20);
+  });
+
+  it('ESP passing, one-way flow, mode auto: the peer reports what it received; plain ESP stays, nothing lost', () => {
+    const p = phase('one-way');
+    expect(p.flow?.sent).toBe(3200);
+    expect(p.flow?.lost).toBe(0);
+    expect(p.oneWayEvents).toBe(1);
+    expect(p.espBlockedEvents).toBe(0);
+    expect(p.tunnel?.espBlocked).toBeUndefined();
+    expect(p.tunnel?.ikeSA.remote).toBe('198.51.100.1:500');
+    expect(p.tunnel?.childSAs.some((c) => c.state === 'installed' && !c.encapsulation)).toBe(true);
+    expect(p.udpEncapForwarded).toBe(0);
+  });
+
+  it('the same flow in mode heuristic is taken for blocked ESP and moved to UDP needlessly', () => {
+    const p = phase('one-way-heuristic');
+    expect(p.espBlockedEvents).toBeGreaterThan(0);
+    expect(p.tunnel?.espBlocked?.message).toMatch(/probably blocked/);
+    expect(p.tunnel?.childSAs.some((c) => c.state === 'installed' && c.encapsulation)).toBe(true);
   });
 });

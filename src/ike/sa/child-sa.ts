@@ -60,6 +60,12 @@ export class ChildSa {
   owner: unknown;
   /** Responder of a rekey: outbound keys held until the old CHILD SA is deleted (then installed and wiped). */
   pendingOutbound: { encKey: Uint8Array; integKey: Uint8Array } | undefined;
+  /**
+   * The peer's answer to our last ESP_RECEIVED_QUERY for this CHILD SA (src/ike/tasks/esp-check.ts): the packets
+   * its inbound SA (our outbound) had received, or `unknown` when the peer answered without a count (not an
+   * ipsec-mesh peer, or it could not read its kernel). `at` is the monotonic ms of the answer.
+   */
+  peerReceived: { at: number; packets?: bigint } | undefined;
 
   constructor(
     readonly uid: number,

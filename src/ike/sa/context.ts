@@ -14,6 +14,8 @@ export interface EngineContext {
   readonly provider: CryptoProvider;
   /** Nonce length in bytes (at least half the PRF key length, RFC 7296 §2.10). */
   readonly nonceLength: number;
+  /** Answer ESP_RECEIVED_QUERY notifies (src/ike/tasks/esp-check.ts). */
+  readonly answerEspQueries: boolean;
   emit(event: EngineEvent): void;
   /** Index the SA under its (new) local SPI. */
   register(sa: IkeSa): void;

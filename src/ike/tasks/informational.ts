@@ -1,12 +1,15 @@
 /**
  * The responder side of INFORMATIONAL exchanges (RFC 7296 §1.4): Delete payloads for CHILD SAs or the IKE SA,
  * notifications, and empty requests (liveness checks, §1.4 / §2.4), which are answered with an empty response.
+ * An ESP_RECEIVED_QUERY (src/ike/tasks/esp-check.ts) is answered with the inbound packet count of the CHILD SA it
+ * names, read from the kernel.
  */
 
 import type { IkeMessage } from '../codec/message.js';
 import { ExchangeType, NotifyType, PayloadType, ProtocolId } from '../constants.js';
 import type { ChildSa } from '../sa/child-sa.js';
 import { bytesToSpi, type IkeSa, IkeSa as Sa, spiToBytes } from '../sa/ike-sa.js';
+import { espReceivedAnswer, espReceivedQueries } from './esp-check.js';
 import type { Task, TaskStatus } from './task.js';
 
 export class InformationalResponder implements Task<IkeMessage, IkeMessage> {
@@ -14,6 +17,7 @@ export class InformationalResponder implements Task<IkeMessage, IkeMessage> {
   private deleteIke = false;
   private answer: ChildSa[] = [];
   private removeNow: ChildSa[] = [];
+  private espQueries: number[] = [];
 
   constructor(private readonly sa: IkeSa) {}
 
@@ -47,6 +51,7 @@ export class InformationalResponder implements Task<IkeMessage, IkeMessage> {
         if (child.state !== 'deleting') this.answer.push(child);
       }
     }
+    if (sa.ctx.answerEspQueries) this.espQueries = espReceivedQueries(req);
     const err = Sa.errorNotify(req);
     if (err) {
       sa.ctx.emit({
@@ -64,6 +69,16 @@ export class InformationalResponder implements Task<IkeMessage, IkeMessage> {
       // Answer (empty), then go: the peer has already forgotten this IKE SA (RFC 7296 §1.4.1).
       void sa.tm.serialise(() => sa.destroy('deleted by peer'), 'ike-deleted');
       return 'done';
+    }
+    for (const spi of this.espQueries) {
+      const child = sa.findChildByInbound(spi);
+      if (!child?.inboundInstalled || this.removeNow.includes(child)) continue;
+      try {
+        const c = await sa.ctx.ports.kernel.querySa({ spi, protocol: 'esp', destination: sa.local.address });
+        if (c) res.encrypted!.push(espReceivedAnswer(spi, c.packets));
+      } catch {
+        // No count then: the asker treats the answer as a plain liveness check.
+      }
     }
     if (this.answer.length > 0) {
       res.encrypted!.push({
