@@ -53,4 +53,22 @@ describe('scenario 2: agent <-> strongSwan charon, kernel SAs on both sides (UML
     expect(r?.kernelOurs).toBe(true);
     expect(r?.kernelSw).toBe(true);
   });
+
+  it("a one-way flow into charon's site: charon ignores our ESP_RECEIVED_QUERY, the agent only warns and stays on ESP", () => {
+    const w = out.oneWay;
+    expect(w, evidence()).toBeDefined();
+    console.log(
+      `one-way flow to charon: ${JSON.stringify({ ...w, flow: { sent: w?.flow.sent, lost: w?.flow.lost } }, null, 1)}`,
+    );
+    expect(w?.flow.sent).toBe(2400);
+    expect(w?.flow.lost).toBe(0);
+    expect(w?.unconfirmed).toBe(1);
+    expect(w?.blocked).toBe(0);
+    expect(w?.oneWay).toBe(0);
+    expect(w?.message).toMatch(/does not report what it received/);
+    expect(w?.encapsulated).toBe(false);
+    // charon parsed our query (an unknown private notify) and answered the INFORMATIONAL.
+    expect(w?.charonInformational.join('\n')).toMatch(/parsed INFORMATIONAL request \d+ \[ N\(\(?52481\)?\) \]/);
+    expect(w?.charonInformational.join('\n')).toMatch(/generating INFORMATIONAL response \d+ \[ \]/);
+  });
 });

@@ -5,10 +5,13 @@
  * Six tunnels, one per ESP algorithm x initiator, each with its own subnet pair (site 1: 198.18.30+i.0/24, site 2:
  * 198.18.40+i.0/24) and identities (ours-i.example / sw-i.example), all with the IKE proposal
  * aes256gcm16-prfsha384-x25519: for each, TCP echoes in both directions and a ping between the hosts, then the
- * algorithms in both kernels (`ip xfrm state`) and the counters in our status. Prints `RESULT <json>`.
+ * algorithms in both kernels (`ip xfrm state`) and the counters in our status. Then a one-way UDP flow from our site
+ * into a sink on charon's site: our agent's ESP-blocked detector asks charon what it received (a private-use notify
+ * charon must ignore, RFC 7296 §3.10.1); charon answers empty, so the agent only logs esp-block-unconfirmed and the
+ * tunnel stays on plain ESP. Prints `RESULT <json>`.
  */
 
-import { Lab, type Site, sh, shTry } from '../support/agents.js';
+import { Flow, type FlowStats, Lab, type Site, sh, shTry } from '../support/agents.js';
 import { NsWorker } from '../support/ns.js';
 import { runScenario } from '../support/wire.js';
 import { STRONGSWAN_CASES } from './agent-params.js';
@@ -38,6 +41,17 @@ export interface SwResult {
   charonSas?: string;
   notable: string[];
   charonLog?: string;
+  /** The one-way flow into charon's site, and what the ESP-blocked detector made of it. */
+  oneWay?: {
+    flow: FlowStats;
+    unconfirmed: number;
+    oneWay: number;
+    blocked: number;
+    message?: string;
+    encapsulated: boolean;
+    /** charon's log lines for the INFORMATIONAL exchanges during the flow. */
+    charonInformational: string[];
+  };
   totalMs: number;
 }
 
@@ -89,7 +103,11 @@ async function main(): Promise<SwResult> {
       sh(`ip -n ${s1.gw} route add 198.18.${40 + i}.0/24 via ${s2.underlay}`);
       sh(`ip -n ${s2.gw} route add 198.18.${30 + i}.0/24 via ${s1.underlay}`);
     }
-    const ours = lab.agent('ours', s1.gw, { addresses: [s1.underlay] });
+    // The ESP-blocked detector runs by default; its window is shortened for the one-way flow at the end.
+    const ours = lab.agent('ours', s1.gw, {
+      addresses: [s1.underlay],
+      espBlockedFallback: { interval: '1s', window: '4s' },
+    });
     for (const [i, c] of CASES.entries()) {
       ours.addTunnel(
         `c${i}`,
@@ -185,6 +203,36 @@ async function main(): Promise<SwResult> {
       } catch (e) {
         r.errors.push(e instanceof Error ? e.message : String(e));
       }
+    }
+    if (res.cases[0]?.up) {
+      const flow = new Flow(lab, {
+        fromNs: s1.host,
+        toNs: s2.host,
+        from: '198.18.30.2',
+        to: '198.18.40.2',
+        port: 7401,
+        rate: 200,
+        count: 2400,
+      });
+      await flow.start();
+      const stats = await flow.result(60_000);
+      const ev = (e: string) => ours.events(e, 'c0');
+      const t = await ours.tunnel('c0');
+      const oneWay: NonNullable<SwResult['oneWay']> = {
+        flow: stats,
+        unconfirmed: ev('esp-block-unconfirmed').length,
+        oneWay: ev('esp-one-way').length,
+        blocked: ev('esp-blocked').length,
+        encapsulated: t?.childSAs.some((c) => c.encapsulation) ?? false,
+        charonInformational: sw
+          .log()
+          .split('\n')
+          .filter((l) => /INFORMATIONAL/.test(l))
+          .slice(-12),
+      };
+      const msg = ev('esp-block-unconfirmed')[0]?.msg;
+      if (msg) oneWay.message = msg;
+      res.oneWay = oneWay;
     }
     res.charonSas = sw.swanctl(['--list-sas']).out.slice(0, 6000);
   } catch (e) {
