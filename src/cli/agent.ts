@@ -129,7 +129,9 @@ export function parseAgentArgs(argv: string[]): AgentArgs {
   if (a.kubernetes && !a.nodeName) throw new UsageError('--kubernetes needs --node-name');
   if (a.kubernetes && a.addresses.length === 0) throw new UsageError('--kubernetes needs at least one --address');
   if (!a.kubernetes && (a.ikePort !== undefined || a.nattPort !== undefined))
-    throw new UsageError('--ike-port/--natt-port are for --kubernetes; standalone, set ikePort/nattPort in AgentSettings');
+    throw new UsageError(
+      '--ike-port/--natt-port are for --kubernetes; standalone, set ikePort/nattPort in AgentSettings',
+    );
   if (a.ikePort !== undefined && a.ikePort === (a.nattPort ?? 4500))
     throw new UsageError('--ike-port and --natt-port must differ');
   if (a.nattPort !== undefined && a.nattPort === (a.ikePort ?? 500))
