@@ -164,7 +164,10 @@ function reachability(i: DiagnoseInputs): Check {
   if (i.kube && !p.port500 && !p.port4500) {
     // Diagnose usually runs on an admin host: judge from the gateway agent's IKE state and its last error.
     const err = ike?.lastError;
-    if (err && /no response|timed? ?out|unreachable|retransmi/i.test(`${err.code} ${err.message}`)) {
+    if (
+      err &&
+      /no response|no answer|timed? ?out|unreachable|retransmi|peer_?dead/i.test(`${err.code} ${err.message}`)
+    ) {
       return {
         name,
         status: 'fail',
@@ -645,13 +648,16 @@ export function compareLiveSas(ours: TunnelView, theirs: TunnelView): { same: bo
 }
 
 function sameSas(i: DiagnoseInputs): Check {
-  const name = 'both sides see the same SAs';
+  const name = 'live SAs of both sides';
   if (!i.live || !i.peerLive)
     return {
       name,
       status: 'n/a',
       detail: i.live ? "the peer's live state is not known (give --peer-kubeconfig)" : 'no live state here',
     };
+  const down = (t: TunnelView) => !['Established', 'Rekeying'].includes(t.ikeSA.state);
+  if (down(i.live) && down(i.peerLive))
+    return { name, status: 'n/a', detail: 'no IKE SA on either side (see live SA state)' };
   const r = compareLiveSas(i.live, i.peerLive);
   return r.same
     ? { name, status: 'ok', detail: r.detail }

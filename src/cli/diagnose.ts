@@ -37,7 +37,8 @@ the key is never printed). Run it on the gateway (in its network namespace).
 In Kubernetes mode (--kubeconfig) it reads the IPsecTunnel, the gateway's IPsecNodeConfig (rendered entry and the
 agent's SA state), the PSK or certificate Secret (a digest or the validity only), the agent's heartbeat Lease in the
 operator namespace (--namespace, default ipsec-mesh-system) and the API server's clock, and adds the checks
-"tunnel resource", "agent heartbeat", "agent applied", "proof of encryption" and "both sides see the same SAs".
+"tunnel resource", "agent heartbeat", "agent applied", "proof of encryption", "live SAs of both sides" and, for
+an IPsecMesh seen in two clusters, "same IPsecMesh in both clusters".
 The peer side: with --peer-kubeconfig the peer's IPsecTunnel in that cluster (--peer-tunnel, else the tunnel of the
 same IPsecMesh for our site, else the one whose addresses point back at us), its live SPIs, and for a mesh both
 clusters' IPsecMesh specs; without it, for a mesh tunnel, the side the peer's operator renders from this cluster's
