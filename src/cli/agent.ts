@@ -22,6 +22,8 @@ export const AGENT_USAGE = `usage: ipsec-mesh agent --config-dir DIR [options]  
   --node-name NAME       the node this agent runs on (Kubernetes mode)
   --secret-namespace NS  namespace of the node Secret (the operator's namespace)
   --address IP           local IKE address to listen on (repeatable; Kubernetes mode)
+  --ike-port PORT        UDP port for IKE (Kubernetes mode; default 500; standalone: ikePort in AgentSettings)
+  --natt-port PORT       UDP port for NAT-T/ESP-in-UDP (Kubernetes mode; default 4500; standalone: nattPort)
   --kubeconfig FILE      kubeconfig (default: in-cluster, or $KUBECONFIG)
   --heartbeat DURATION   status/heartbeat period (default 5s)
   --metrics-port PORT    Prometheus metrics (Kubernetes mode; standalone: metricsPort in AgentSettings)
@@ -41,6 +43,8 @@ export interface AgentArgs {
   kubeconfig?: string;
   heartbeat: string;
   metricsPort?: number;
+  ikePort?: number;
+  nattPort?: number;
   logLevel?: 'trace' | 'debug' | 'info' | 'warn' | 'error';
   dataplane: 'netlink' | 'none';
   stateDir?: string;
@@ -89,6 +93,16 @@ export function parseAgentArgs(argv: string[]): AgentArgs {
         a.metricsPort = v;
         break;
       }
+      case '--ike-port':
+      case '--natt-port': {
+        const raw = value();
+        const v = Number(raw);
+        if (!/^[0-9]+$/.test(raw) || !Number.isInteger(v) || v < 1 || v > 65535)
+          throw new UsageError(`${flag} must be a UDP port number (1-65535), not '${raw}'`);
+        if (flag === '--ike-port') a.ikePort = v;
+        else a.nattPort = v;
+        break;
+      }
       case '--log-level': {
         const v = value();
         if (!['trace', 'debug', 'info', 'warn', 'error'].includes(v))
@@ -114,6 +128,14 @@ export function parseAgentArgs(argv: string[]): AgentArgs {
   }
   if (a.kubernetes && !a.nodeName) throw new UsageError('--kubernetes needs --node-name');
   if (a.kubernetes && a.addresses.length === 0) throw new UsageError('--kubernetes needs at least one --address');
+  if (!a.kubernetes && (a.ikePort !== undefined || a.nattPort !== undefined))
+    throw new UsageError(
+      '--ike-port/--natt-port are for --kubernetes; standalone, set ikePort/nattPort in AgentSettings',
+    );
+  if (a.ikePort !== undefined && a.ikePort === (a.nattPort ?? 4500))
+    throw new UsageError('--ike-port and --natt-port must differ');
+  if (a.nattPort !== undefined && a.nattPort === (a.ikePort ?? 500))
+    throw new UsageError('--ike-port and --natt-port must differ');
   return a;
 }
 
@@ -159,6 +181,8 @@ export async function runAgent(argv: string[]): Promise<number> {
       ...(args.stateDir ? { stateDir: args.stateDir } : {}),
       ...(args.logLevel ? { logLevel: args.logLevel } : {}),
       ...(args.metricsPort !== undefined ? { metricsPort: args.metricsPort } : {}),
+      ...(args.ikePort !== undefined ? { ikePort: args.ikePort } : {}),
+      ...(args.nattPort !== undefined ? { nattPort: args.nattPort } : {}),
     });
     if (!r.success) {
       process.stderr.write(

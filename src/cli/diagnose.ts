@@ -22,16 +22,28 @@ import {
 } from './diagnose-report.js';
 
 const USAGE = `usage: ipsec-mesh diagnose [--tunnel NS/NAME] [--state-dir DIR] [--config-dir DIR]
-                          [--peer-config-dir DIR] [--no-probe] [--probe-timeout MS] [--json]
+                          [--peer-config-dir DIR] [--no-probe] [--probe-timeout MS] [--json]      (on the gateway)
+       ipsec-mesh diagnose --kubeconfig FILE [--context NAME] --tunnel NS/NAME [--namespace NS]
+                          [--peer-kubeconfig FILE] [--peer-context NAME] [--peer-tunnel NS/NAME]
+                          [--probe] [--probe-timeout MS] [--json]                               (Kubernetes)
 
-Checks one tunnel of a standalone agent: live SA state (status socket), UDP 500/4500 reachability (an
+On the gateway it checks one tunnel of the agent: live SA state (status socket), UDP 500/4500 reachability (an
 IKE_SA_INIT-shaped probe from an ephemeral port; any answer counts), whether ESP passes (CHILD SA counters, the
 agent's espBlocked flag), the path MTU towards the peer, kernel support for the configured ESP algorithms
 (/proc/crypto, esp4/esp6), certificate validity against the local clock, and, with --peer-config-dir, whether both
 sides' configurations agree (proposals intersect, subnets mirror, identities and addresses match, PSK digests equal;
 the key is never printed). Run it on the gateway (in its network namespace).
-Kubernetes mode is not implemented yet: in a cluster read the tunnel's status and Events (kubectl describe
-ipsectunnel), which carry the same explanations, or run diagnose on the gateway node against the agent's state dir.
+
+In Kubernetes mode (--kubeconfig) it reads the IPsecTunnel, the gateway's IPsecNodeConfig (rendered entry and the
+agent's SA state), the PSK or certificate Secret (a digest or the validity only), the agent's heartbeat Lease in the
+operator namespace (--namespace, default ipsec-mesh-system) and the API server's clock, and adds the checks
+"tunnel resource", "agent heartbeat", "agent applied", "proof of encryption", "live SAs of both sides" and, for
+an IPsecMesh seen in two clusters, "same IPsecMesh in both clusters".
+The peer side: with --peer-kubeconfig the peer's IPsecTunnel in that cluster (--peer-tunnel, else the tunnel of the
+same IPsecMesh for our site, else the one whose addresses point back at us), its live SPIs, and for a mesh both
+clusters' IPsecMesh specs; without it, for a mesh tunnel, the side the peer's operator renders from this cluster's
+IPsecMesh, else a tunnel of this cluster pointing back at us. Kernel support is n/a (run diagnose on the gateway)
+unless the agent reports a kernel rejection; UDP probes run only with --probe and go from this machine.
 Exit status: 0 all ok, 1 a warning, 2 usage, 3 a failed check.
 `;
 
@@ -41,6 +53,14 @@ class DiagnoseUsageError extends Error {
 
 interface Args {
   tunnel?: string;
+  kubeconfig?: string;
+  context?: string;
+  peerKubeconfig?: string;
+  peerContext?: string;
+  peerTunnel?: string;
+  namespace: string;
+  /** Kubernetes mode probes only when asked (--probe). */
+  probeAsked?: boolean;
   stateDir: string;
   configDir?: string;
   peerConfigDir?: string;
@@ -50,7 +70,14 @@ interface Args {
 }
 
 function parseArgs(argv: string[]): Args {
-  const a: Args = { stateDir: '/run/ipsec-mesh', probe: true, probeTimeoutMs: 2000, json: false };
+  const a: Args = {
+    stateDir: '/run/ipsec-mesh',
+    probe: true,
+    probeTimeoutMs: 2000,
+    json: false,
+    namespace: 'ipsec-mesh-system',
+  };
+  let standalone = false;
   for (let i = 0; i < argv.length; i++) {
     const [flag, inline] = argv[i]!.split(/=(.*)/s, 2) as [string, string | undefined];
     const value = () => {
@@ -59,18 +86,39 @@ function parseArgs(argv: string[]): Args {
       return v;
     };
     if (flag === '--tunnel') a.tunnel = value();
-    else if (flag === '--state-dir') a.stateDir = value();
-    else if (flag === '--config-dir') a.configDir = value();
-    else if (flag === '--peer-config-dir') a.peerConfigDir = value();
-    else if (flag === '--probe-timeout') a.probeTimeoutMs = Number(value());
+    else if (flag === '--state-dir') [a.stateDir, standalone] = [value(), true];
+    else if (flag === '--config-dir') [a.configDir, standalone] = [value(), true];
+    else if (flag === '--peer-config-dir') [a.peerConfigDir, standalone] = [value(), true];
+    else if (flag === '--kubeconfig') a.kubeconfig = value();
+    else if (flag === '--context') a.context = value();
+    else if (flag === '--peer-kubeconfig') a.peerKubeconfig = value();
+    else if (flag === '--peer-context') a.peerContext = value();
+    else if (flag === '--peer-tunnel') a.peerTunnel = value();
+    else if (flag === '--namespace') a.namespace = value();
+    else if (flag === '--probe-timeout') {
+      a.probeTimeoutMs = Number(value());
+      if (!Number.isInteger(a.probeTimeoutMs) || a.probeTimeoutMs < 1)
+        throw new DiagnoseUsageError('--probe-timeout must be a positive number of milliseconds');
+    } else if (flag === '--probe') a.probeAsked = true;
     else if (flag === '--no-probe') a.probe = false;
     else if (flag === '--json') a.json = true;
     else throw new DiagnoseUsageError(`unknown flag '${flag}'`);
   }
+  const kubeOnly = [a.context, a.peerKubeconfig, a.peerContext, a.peerTunnel].some((v) => v !== undefined);
+  if (a.kubeconfig === undefined && kubeOnly)
+    throw new DiagnoseUsageError('--context/--peer-kubeconfig/--peer-context/--peer-tunnel need --kubeconfig');
+  if (a.kubeconfig !== undefined && standalone)
+    throw new DiagnoseUsageError(
+      '--kubeconfig (Kubernetes mode) does not go with --state-dir/--config-dir/--peer-config-dir',
+    );
+  if (a.kubeconfig !== undefined && a.tunnel === undefined)
+    throw new DiagnoseUsageError('Kubernetes mode needs --tunnel NAMESPACE/NAME');
+  if ((a.peerContext !== undefined || a.peerTunnel !== undefined) && a.peerKubeconfig === undefined)
+    throw new DiagnoseUsageError('--peer-context/--peer-tunnel need --peer-kubeconfig');
   return a;
 }
 
-const digest = (psk: Uint8Array) =>
+export const digest = (psk: Uint8Array) =>
   createHash('sha256').update('ipsec-mesh diagnose psk\0').update(psk).digest('hex').slice(0, 32);
 
 /** One side's configuration of a tunnel from a config directory (the tunnel by name, or the only one). */
@@ -241,6 +289,36 @@ export async function gather(a: Args, now = new Date()): Promise<DiagnoseInputs>
   return inputs;
 }
 
+async function gatherKubeMode(a: Args): Promise<DiagnoseInputs> {
+  const { gatherKube } = await import('./diagnose-kube.js');
+  return gatherKube(
+    {
+      kubeconfig: a.kubeconfig!,
+      ...(a.context !== undefined ? { context: a.context } : {}),
+      ...(a.tunnel !== undefined ? { tunnel: a.tunnel } : {}),
+      ...(a.peerKubeconfig !== undefined ? { peerKubeconfig: a.peerKubeconfig } : {}),
+      ...(a.peerContext !== undefined ? { peerContext: a.peerContext } : {}),
+      ...(a.peerTunnel !== undefined ? { peerTunnel: a.peerTunnel } : {}),
+      namespace: a.namespace,
+      probe: a.probeAsked === true && a.probe,
+      probeTimeoutMs: a.probeTimeoutMs,
+    },
+    new Date(),
+    {
+      digest,
+      probe: async (address, port, proposals) => {
+        const msg = probeMessage(proposals);
+        if (port !== 500) return { port500: await probe(address, port, msg, a.probeTimeoutMs) };
+        const [p500, p4500] = await Promise.all([
+          probe(address, 500, msg, a.probeTimeoutMs),
+          probe(address, 4500, msg, a.probeTimeoutMs),
+        ]);
+        return { port500: p500, port4500: p4500 };
+      },
+    },
+  );
+}
+
 export async function runDiagnose(argv: string[]): Promise<number> {
   let a: Args;
   try {
@@ -253,7 +331,8 @@ export async function runDiagnose(argv: string[]): Promise<number> {
     process.stderr.write(`ipsec-mesh diagnose: ${(e as Error).message}\n${USAGE}`);
     return 2;
   }
-  const report = buildReport(await gather(a));
+  const inputs = a.kubeconfig !== undefined ? await gatherKubeMode(a) : await gather(a);
+  const report = buildReport(inputs);
   process.stdout.write(a.json ? `${JSON.stringify(report, null, 2)}\n` : `${formatReport(report)}\n`);
   return report.overall === 'fail' ? 3 : report.overall === 'warn' ? 1 : 0;
 }
