@@ -333,6 +333,27 @@ describe('deletes', () => {
     }
   });
 
+  it('the peer deletes the IKE SA: a start-mode tunnel is negotiated again after the restart delay', async () => {
+    const { sim, a, b } = await up(406);
+    const old = ikeOf(a).localSpi;
+    b.engine.deleteIke(ikeOf(b));
+    expect(await sim.until(() => a.engine.ikeSas().length === 0, 10_000)).toBe(true);
+    const gone = sim.clock.now();
+    expect(await sim.until(() => steady(a, b, 1), 20_000)).toBe(true);
+    expect(sim.clock.now() - gone).toBeGreaterThanOrEqual(1900);
+    expect(ikeOf(a).localSpi).not.toEqual(old);
+    expect(verifyPairing(a.host.kernel, b.host.kernel)).toEqual([]);
+  });
+
+  it('the peer deletes the IKE SA of a trap-mode tunnel: it stays down until traffic asks for it', async () => {
+    const { sim, a, b } = await up(407, { startAction: 'trap' });
+    b.engine.deleteIke(ikeOf(b));
+    expect(await sim.until(() => a.engine.ikeSas().length === 0 && b.engine.ikeSas().length === 0, 10_000)).toBe(true);
+    await sim.run(30_000);
+    expect(a.engine.ikeSas()).toHaveLength(0);
+    expect(kernelEmpty(a) && kernelEmpty(b)).toBe(true);
+  });
+
   it('terminate() deletes every IKE SA of a peer', async () => {
     const { sim, a, b } = await up(405);
     a.engine.terminate('a-b');

@@ -67,7 +67,16 @@ export class InformationalResponder implements Task<IkeMessage, IkeMessage> {
     const sa = this.sa;
     if (this.deleteIke) {
       // Answer (empty), then go: the peer has already forgotten this IKE SA (RFC 7296 §1.4.1).
-      void sa.tm.serialise(() => sa.destroy('deleted by peer'), 'ike-deleted');
+      void sa.tm.serialise(() => {
+        const wasUp = sa.state === 'established';
+        sa.destroy('deleted by peer');
+        // A tunnel meant to stay up (start action start) is negotiated again, with the usual back-off: the peer
+        // may have deleted it to apply a new configuration. Nothing is started if another IKE SA of the tunnel
+        // is up by then (a reauthentication, the peer initiating itself).
+        if (wasUp && sa.config.children.some((c) => c.startAction === 'start')) {
+          sa.ctx.scheduleRestart(sa.config, 'deleted by peer');
+        }
+      }, 'ike-deleted');
       return 'done';
     }
     for (const spi of this.espQueries) {

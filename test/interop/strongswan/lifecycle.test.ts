@@ -335,6 +335,24 @@ describe('interop lifecycle with strongSwan charon', () => {
     expect(us.childSAs.filter((c) => c.spiIn === up.usChild.spiIn)).toHaveLength(0);
   }, 90_000);
 
+  it('DELETE of the IKE SA from charon, our tunnel in start mode: we negotiate it again', async () => {
+    const s = await setup();
+    const up = await establish(s, 'ours');
+    const from = agent.logs.length;
+    const t = await charon.terminate({ ike: s.name });
+    expect(t.code, t.stdout).toBe(0);
+    await agent.waitLog((l) => l.event === 'ike-deleted' && l.tunnel === s.key, from, 20_000, 'IKE SA deleted');
+    await agent.waitLog(
+      (l) => l.event === 'child-installed' && l.tunnel === s.key,
+      from,
+      30_000,
+      'CHILD SA negotiated again',
+    );
+    await charonUp(s.name);
+    const again = await agree(s.name);
+    expect(again.sw.spiI).not.toBe(up.sw.spiI);
+  }, 90_000);
+
   it('DELETE of the CHILD SA from charon keeps the IKE SA', async () => {
     const s = await setup({ startAction: 'none' });
     const up = await establish(s, 'charon');
