@@ -436,7 +436,7 @@ export async function gatherKube(
         ourSite = d.ourSite;
         if (!a.peerKubeconfig) {
           inputs.peer = d.side;
-          inputs.peerNote = `peer side derived from IPsecMesh ${mesh} (site ${peerSite}) in this cluster; its PSK cannot be read from here`;
+          inputs.peerNote = `peer side derived from IPsecMesh ${mesh} (site ${peerSite}) in this cluster`;
         }
       }
     }

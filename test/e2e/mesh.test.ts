@@ -95,6 +95,24 @@ describe('end to end: kubectl apply to encrypted traffic across two clusters and
     expect(out.keyLeaks).toEqual([]);
   });
 
+  it('ipsec-mesh diagnose in Kubernetes mode: both clusters agree and see the same SAs; site C agrees with the mesh', () => {
+    const b = out.diagnose?.['corp-b'];
+    const c = out.diagnose?.['corp-c'];
+    console.log(`ipsec-mesh diagnose (Kubernetes mode, A against B):\n${b?.out}\nexit ${b?.code}`);
+    console.log(`ipsec-mesh diagnose (Kubernetes mode, A against the mesh's site C):\n${c?.out}\nexit ${c?.code}`);
+    expect(b?.out).toMatch(/\[ok {2}\] agent heartbeat/);
+    expect(b?.out).toMatch(/\[ok {2}\] live SA state: IKE Established/);
+    expect(b?.out).toMatch(/\[ok {2}\] ESP passes: \d+ packets out, \d+ in/);
+    expect(b?.out).toMatch(/\[ok {2}\] proof of encryption/);
+    expect(b?.out).toMatch(/\[ok {2}\] both sides agree: .*same PSK/);
+    expect(b?.out).toMatch(/\[ok {2}\] live SAs of both sides: both sides see the same SAs/);
+    expect(b?.out).toMatch(/\[ok {2}\] same IPsecMesh in both clusters/);
+    expect(b?.code).toBe(0);
+    expect(c?.out).toMatch(/\[ok {2}\] both sides agree/);
+    expect(c?.code).toBe(0);
+    expect(out.diagnoseShowsKey).toBe(false);
+  });
+
   it('Events tell the story: gateway elected, tunnel ready, failover', () => {
     const a = (out.events?.A ?? []).join('\n');
     expect(a).toMatch(/GatewayElected/);

@@ -87,6 +87,13 @@ export interface E2eResult {
     events?: string[];
   };
   change?: { flow?: FlowStats; newSubnetReached?: boolean; newSpis?: number };
+  /**
+   * `ipsec-mesh diagnose` in Kubernetes mode from the admin's side (the root namespace, next to the API servers):
+   * corp-b of cluster A against cluster B (--peer-kubeconfig), corp-c against the side the IPsecMesh gives site C.
+   */
+  diagnose?: Record<string, { code: number; out: string }>;
+  /** Did the PSK appear in diagnose's output? */
+  diagnoseShowsKey?: boolean;
   deleted?: Record<string, { sas: number; tunnelPolicies: number }>;
   charonAfterDelete?: number;
   logs?: string[];
@@ -393,6 +400,17 @@ async function main(): Promise<E2eResult> {
     res.kubectlGet = Object.fromEntries(
       clusters.map((c, i) => [i === 0 ? 'A' : 'B', c.cp.kubectl(['get', 'ipsectunnels', '-n', MESH_NS, '-o', 'wide'])]),
     );
+
+    stage('diagnose');
+    {
+      const [kA, kB] = clusters.map((c, i) => c.cp.writeKubeconfig(`admin-${i === 0 ? 'a' : 'b'}`));
+      const cli = `${process.execPath} --import ${tsxLoader()} ${join(REPO, 'src/cli/main.ts')} diagnose`;
+      res.diagnose = {
+        'corp-b': shTry(`${cli} --kubeconfig ${kA} --tunnel ${MESH_NS}/corp-b --peer-kubeconfig ${kB}`),
+        'corp-c': shTry(`${cli} --kubeconfig ${kA} --tunnel ${MESH_NS}/corp-c`),
+      };
+      res.diagnoseShowsKey = Object.values(res.diagnose).some((d) => d.out.includes(PSK));
+    }
 
     stage('failover');
     // ---- failover: the active node of cluster A dies (agent killed, links down); a B->A flow measures the gap
