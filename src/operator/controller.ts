@@ -577,6 +577,10 @@ export class Controller {
     if (ready && wasReady?.status !== ready.status && (ready.status === 'True' || wasReady?.status === 'True')) {
       this.events.record(obj, ready.status === 'True' ? 'Normal' : 'Warning', ready.reason, ready.message);
     }
+    const deg = c(next, 'Degraded');
+    if (deg?.reason === 'EspBlocked' && c(prev, 'Degraded')?.reason !== 'EspBlocked') {
+      this.events.record(obj, 'Warning', deg.reason, deg.message);
+    }
     const ng = c(next, 'Ready');
     if (ng?.reason === 'NoEligibleGateway' && c(prev, 'Ready')?.reason !== 'NoEligibleGateway') {
       this.events.record(obj, 'Warning', ng.reason, ng.message);

@@ -401,6 +401,15 @@ export function tunnelStatus(inp: StatusInput): IPsecTunnelStatus {
           if (a.encrypted.status === 'False')
             degraded = cond('Degraded', 'True', a.encrypted.reason, a.encrypted.message);
         }
+        if (a.espBlocked && degraded.status === 'False') {
+          // Working, through the fallback: say why the tunnel runs in UDP 4500.
+          degraded = cond(
+            'Degraded',
+            'True',
+            'EspBlocked',
+            `ESP (IP protocol 50) is blocked on the path; UDP encapsulation (port 4500) since ${a.espBlocked.since}: ${a.espBlocked.message}`,
+          );
+        }
         if (a.error) {
           ready = cond('Ready', 'False', a.error.reason, a.error.message);
           degraded = cond('Degraded', 'True', a.error.reason, a.error.message);

@@ -66,4 +66,21 @@ describe('Encrypted condition', () => {
     const st = tunnelStatus({ ...base, agent: agent() });
     expect(st.conditions?.some((c) => c.type === 'Encrypted')).toBe(false);
   });
+
+  it('ESP found blocked by the agent: Ready stays True, Degraded=True EspBlocked says the tunnel runs in UDP 4500', () => {
+    const st = tunnelStatus({
+      ...base,
+      agent: {
+        ...agent(view('True', 'PoliciesInPlace', '3 policies')),
+        espBlocked: { since: '2026-01-01T00:00:05Z', message: 'the peer confirms over IKE that none reached it' },
+      },
+    });
+    expect(st.conditions?.find((c) => c.type === 'Ready')?.status).toBe('True');
+    expect(st.conditions?.find((c) => c.type === 'Degraded')).toMatchObject({
+      status: 'True',
+      reason: 'EspBlocked',
+      message:
+        'ESP (IP protocol 50) is blocked on the path; UDP encapsulation (port 4500) since 2026-01-01T00:00:05Z: the peer confirms over IKE that none reached it',
+    });
+  });
 });
