@@ -10,7 +10,7 @@
 import { fileURLToPath } from 'node:url';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { runInUml, type UmlRunResult } from '../uml/harness.js';
-import { buildAgentBundle, buildOperatorBundle } from '../uml/support/bundle.js';
+import { buildAgentBundle, buildDiagnoseBundle, buildOperatorBundle } from '../uml/support/bundle.js';
 import { fromWire } from '../uml/support/wire.js';
 import type { E2eResult } from './scenarios/mesh.js';
 
@@ -20,7 +20,11 @@ let out: E2eResult;
 beforeAll(async () => {
   run = await runInUml({
     script: fileURLToPath(new URL('./scenarios/mesh.ts', import.meta.url)),
-    env: { IPSEC_MESH_AGENT_BUNDLE: buildAgentBundle(), IPSEC_MESH_OPERATOR_BUNDLE: buildOperatorBundle() },
+    env: {
+      IPSEC_MESH_AGENT_BUNDLE: buildAgentBundle(),
+      IPSEC_MESH_OPERATOR_BUNDLE: buildOperatorBundle(),
+      IPSEC_MESH_DIAGNOSE_BUNDLE: buildDiagnoseBundle(),
+    },
     timeoutMs: 840_000,
     mem: '3G',
     // Stage lines as they happen (a slow run shows where its time went).

@@ -170,6 +170,7 @@ export interface AgentTunnelState {
   ikeSA?: Record<string, unknown>;
   childSAs?: Array<Record<string, unknown>>;
   error?: { reason: string; message: string };
+  espBlocked?: { since: string; message: string };
 }
 
 /** Plays a node agent with the agent ServiceAccount token: heartbeats and SA state in its node's config status. */

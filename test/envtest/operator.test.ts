@@ -271,6 +271,33 @@ describe('operator on a real kube-apiserver', () => {
       return reasons.includes('TunnelUp') && reasons.includes('GatewayElected') ? reasons : undefined;
     }, 'events for t1');
     expect(events).toContain('GatewayElected');
+
+    // The agent found ESP blocked and moved the tunnel to UDP 4500: still Ready, Degraded=EspBlocked, a Warning.
+    agent.tunnels = [
+      {
+        ...agent.tunnels[0]!,
+        ikeSA: { ...agent.tunnels[0]!.ikeSA, remoteAddress: '203.0.113.2:4500', natDetected: true },
+        espBlocked: {
+          since: new Date().toISOString(),
+          message: '40 ESP packets sent in 10 s and none received, and the peer confirms over IKE that none reached it',
+        },
+      },
+    ];
+    const blocked = await eventually(async () => {
+      const x = await tunnel('t1');
+      return cond(x, 'Degraded')?.reason === 'EspBlocked' ? x : undefined;
+    }, 't1 Degraded EspBlocked');
+    expect(cond(blocked, 'Ready')?.status).toBe('True');
+    expect(cond(blocked, 'Degraded')?.message).toMatch(
+      /ESP \(IP protocol 50\) is blocked on the path; UDP encapsulation/,
+    );
+    await eventually(async () => {
+      const r = await cluster.cp.request(
+        'GET',
+        `/api/v1/namespaces/${USER_NS}/events?fieldSelector=involvedObject.name=t1,reason=EspBlocked`,
+      );
+      return r.json<{ items: Array<{ type: string }> }>().items.find((e) => e.type === 'Warning');
+    }, 'EspBlocked event');
   });
 
   it('delivers certificate material (tls.crt, tls.key, remote CA) through the node Secret', async () => {

@@ -11,7 +11,7 @@ import { fileURLToPath } from 'node:url';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { runInUml, type UmlRunResult } from './harness.js';
 import type { EspBlockPhase, EspBlockResult } from './scenarios/agent-esp-block.js';
-import { buildAgentBundle } from './support/bundle.js';
+import { buildAgentBundle, buildDiagnoseBundle } from './support/bundle.js';
 import { fromWire } from './support/wire.js';
 
 let run: UmlRunResult;
@@ -25,7 +25,7 @@ const phase = (name: string): EspBlockPhase => {
 beforeAll(async () => {
   run = await runInUml({
     script: fileURLToPath(new URL('./scenarios/agent-esp-block.ts', import.meta.url)),
-    env: { IPSEC_MESH_AGENT_BUNDLE: buildAgentBundle() },
+    env: { IPSEC_MESH_AGENT_BUNDLE: buildAgentBundle(), IPSEC_MESH_DIAGNOSE_BUNDLE: buildDiagnoseBundle() },
     timeoutMs: 330_000,
   });
   const line = run.output.split('\n').find((l) => l.startsWith('RESULT '));

@@ -41,7 +41,8 @@ describe('proof of encryption: a policy deleted by hand (UML)', () => {
   it('before: Encrypted=True with our policies in place, and traffic flowed', () => {
     expect(out.before).toMatchObject({ status: 'True', reason: 'PoliciesInPlace', restored: 0 });
     expect(out.echoesBefore).toBeGreaterThan(5);
-    expect(out.deletedConfirmed).toBe(true);
+    // Gone right after the delete, or (the agent's check ran in between) the agent itself found it missing.
+    expect(out.deletedConfirmed || (out.falseView?.restored ?? 0) > (out.before?.restored ?? 0)).toBe(true);
   });
 
   it('the check reports Encrypted=False (PolicyMissing) within its interval', () => {

@@ -25,6 +25,7 @@ import { Cluster, NS } from '../../envtest/cluster.js';
 import {
   AgentProc,
   Capture,
+  diagnoseCommand,
   Flow,
   type FlowStats,
   Lab,
@@ -404,7 +405,7 @@ async function main(): Promise<E2eResult> {
     stage('diagnose');
     {
       const [kA, kB] = clusters.map((c, i) => c.cp.writeKubeconfig(`admin-${i === 0 ? 'a' : 'b'}`));
-      const cli = `${process.execPath} --import ${tsxLoader()} ${join(REPO, 'src/cli/main.ts')} diagnose`;
+      const cli = diagnoseCommand();
       res.diagnose = {
         'corp-b': shTry(`${cli} --kubeconfig ${kA} --tunnel ${MESH_NS}/corp-b --peer-kubeconfig ${kB}`),
         'corp-c': shTry(`${cli} --kubeconfig ${kA} --tunnel ${MESH_NS}/corp-c`),

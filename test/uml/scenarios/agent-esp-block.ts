@@ -15,21 +15,19 @@
  * router's ESP drop counter, what crossed the router and the one-way flows' counts. Prints `RESULT <json>`.
  */
 
-import { join } from 'node:path';
 import type { TunnelView } from '../../../src/agent/status.js';
 import {
   type AgentProc,
   Capture,
+  diagnoseCommand,
   Flow,
   type FlowStats,
   Lab,
   Pinger,
-  REPO,
   type Site,
   sh,
   shTry,
   sleep,
-  tsxLoader,
   udpEcho,
   waitFor,
 } from '../support/agents.js';
@@ -157,7 +155,7 @@ ip netns exec ${rt} iptables-legacy -w -A FORWARD -p esp -j DROP`);
         await sleep(ESP_BLOCK_OFF_MS);
         // What an operator sees: `ipsec-mesh diagnose` on gateway 1 while ESP is dropped.
         ph.diagnose = shTry(
-          `ip netns exec ${s1.gw} ${process.execPath} --import ${tsxLoader()} ${join(REPO, 'src/cli/main.ts')} diagnose --tunnel default/to-site2 --state-dir ${a1.stateDir} --config-dir ${a1.dir}`,
+          `ip netns exec ${s1.gw} ${diagnoseCommand()} --tunnel default/to-site2 --state-dir ${a1.stateDir} --config-dir ${a1.dir}`,
         ).out;
       } else if (name === 'fallback') {
         const ev = await waitFor('esp-blocked event', () => a1.events('esp-blocked')[0], 40_000).catch(() => undefined);

@@ -106,8 +106,12 @@ async function main(): Promise<ProofResult> {
     const sel = `src ${s1.subnet} dst ${s2.subnet}`;
     const tDel = Date.now();
     res.echoesBefore = pinger.echoes.filter((e) => e.sentAt >= tDel - 1000).length;
-    sh(`ip -n ${s1.gw} xfrm policy delete dir out ${sel}`);
-    res.deletedConfirmed = shTry(`ip -n ${s1.gw} xfrm policy get dir out ${sel}`).code !== 0;
+    // Delete and look in one shell: the agent's check (every second) may put the policy back at any moment.
+    const del = shTry(
+      `ip -n ${s1.gw} xfrm policy delete dir out ${sel} || exit 2; ip -n ${s1.gw} xfrm policy get dir out ${sel} >/dev/null 2>&1 && exit 1; exit 0`,
+    );
+    if (del.code === 2) throw new Error(`ip xfrm policy delete failed: ${del.out}`);
+    res.deletedConfirmed = del.code === 0;
     // Poll the kernel (every 20 ms) and the status (every 100 ms) until both the restore and False were seen.
     const end = tDel + 5 * PROOF_INTERVAL_MS + 10_000;
     let tRestored: number | undefined;

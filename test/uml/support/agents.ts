@@ -39,6 +39,14 @@ export function shTry(cmd: string): { code: number; out: string } {
   }
 }
 
+/** The command line of `ipsec-mesh diagnose`: the prebuilt bundle when the test passed one, else tsx. */
+export function diagnoseCommand(): string {
+  const bundle = process.env.IPSEC_MESH_DIAGNOSE_BUNDLE;
+  return bundle
+    ? `${process.execPath} ${bundle}`
+    : `${process.execPath} --import ${tsxLoader()} ${join(REPO, 'src/cli/main.ts')} diagnose`;
+}
+
 export function tsxLoader(): string {
   const req = createRequire(import.meta.url);
   return `file://${join(dirname(req.resolve('tsx/package.json')), 'dist/loader.mjs')}`;

@@ -14,6 +14,11 @@ export function buildAgentBundle(): string {
   return buildBundle('agent', join(REPO, 'test/uml/support/agent-entry.ts'));
 }
 
+/** `ipsec-mesh diagnose` as one file (scenarios that run it inside UML). */
+export function buildDiagnoseBundle(): string {
+  return buildBundle('diagnose', join(REPO, 'test/uml/support/diagnose-entry.ts'));
+}
+
 /** The operator (test/envtest/run-operator.ts) as one file, for scenarios that run clusters inside UML. */
 export function buildOperatorBundle(): string {
   return buildBundle('operator', join(REPO, 'test/envtest/run-operator.ts'));
