@@ -147,6 +147,19 @@ export class KubeSource {
       },
     );
     await this.informer.start();
+    // The heartbeat runs on its own timer: a slow sync (a Secret read, a large status patch, a busy API server)
+    // must not delay it, or the operator takes a live gateway for dead and moves its tunnels.
+    const beat = () => {
+      if (this.stopped) return;
+      if (!this.renewing) {
+        this.renewing = true;
+        void this.renewLease().finally(() => {
+          this.renewing = false;
+        });
+      }
+      this.leaseTimer = setTimeout(beat, this.o.heartbeatMs);
+    };
+    beat();
     const tick = () => {
       if (this.stopped) return;
       // Periodic resync re-reads the node Secret (key rotation) and reports status as the heartbeat.
@@ -159,6 +172,7 @@ export class KubeSource {
   stop(): void {
     this.stopped = true;
     clearTimeout(this.timer);
+    clearTimeout(this.leaseTimer);
     this.informer?.stop?.();
     this.client.close();
   }
@@ -246,10 +260,12 @@ export class KubeSource {
   }
 
   private lastReport = '';
+  private leaseTimer: NodeJS.Timeout | undefined;
+  /** A Lease renewal is in flight (renewals never pile up behind a slow API server). */
+  private renewing = false;
   private readonly startedAt = new Date().toISOString();
 
   private async report(cfg: NodeConfigObject | undefined): Promise<void> {
-    await this.renewLease();
     if (!cfg) return; // no object yet: the operator creates it for every gateway-pool node
     const s = await this.o.agent.status();
     const tunnels = s.tunnels.map((t) => nodeTunnelStatus(t, this.generations.get(`${t.namespace}/${t.name}`)));
